@@ -1,0 +1,86 @@
+/**
+ * `@aide/core`: the foundation every aide package builds on.
+ *
+ * @packageDocumentation
+ */
+export {
+  type AideErrorCode,
+  type AideErrorOptions,
+  AIDE_ERROR_CODES,
+  AideError,
+  invalidInput,
+  isAideError,
+  toAideError,
+} from './errors.js'
+export {
+  assertFunction,
+  assertNumber,
+  assertObject,
+  assertOneOf,
+  assertOptionalSignal,
+  assertString,
+  type NumberRule,
+} from './validate.js'
+export {
+  type Disposable,
+  type DisposableHandle,
+  DisposableStore,
+  disposeAll,
+  isDisposable,
+  toDisposable,
+} from './disposable.js'
+export {
+  abortable,
+  anySignal,
+  cancelledError,
+  type DeadlineOptions,
+  sleep,
+  throwIfAborted,
+  timeoutError,
+  validateDeadlineOptions,
+  type WithDeadlineOptions,
+  withDeadline,
+} from './abort.js'
+export { type Clock, ManualClock, systemClock, type TimerHandle } from './clock.js'
+export {
+  type Counter,
+  DEFAULT_BUCKETS,
+  type Gauge,
+  type Histogram,
+  type HistogramOptions,
+  InMemoryMeter,
+  type InstrumentOptions,
+  type Labels,
+  type LogMethod,
+  type Logger,
+  type Meter,
+  type MetricFamilySnapshot,
+  noopLogger,
+  noopMeter,
+  PROMETHEUS_CONTENT_TYPE,
+  renderPrometheus,
+  type SeriesSnapshot,
+} from './telemetry.js'
+export {
+  type CacheGetOrSetOptions,
+  type CacheLike,
+  type CacheSetOptions,
+  type EventSink,
+  noopEventSink,
+} from './interfaces.js'
+export {
+  defineService,
+  type FactoryContext,
+  type ResolvedDeps,
+  type ServiceGraph,
+  type ServiceId,
+  ServiceManager,
+  type ServiceManagerEvents,
+  type ServiceManagerOptions,
+  type ServiceManagerStats,
+  type ServiceRegistration,
+  type ServiceState,
+  type ServiceStats,
+  type ServiceType,
+} from './services/manager.js'
+export { type TraceDocument, type TraceEvent, toTraceDocument, type TraceSpan } from './services/trace.js'

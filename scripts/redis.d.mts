@@ -1,0 +1,16 @@
+export interface RedisServer {
+  url: string
+  port: number
+  readonly pid: number | undefined
+  stop(): Promise<void>
+  kill(signal?: NodeJS.Signals): Promise<void>
+  restart(): Promise<void>
+  pause(): boolean
+  resume(): boolean
+  [Symbol.asyncDispose](): Promise<void>
+}
+export function findRedisServer(): string | undefined
+export function ensureRedisServer(options?: { log?: (message: string) => void }): string
+export function freePort(): Promise<number>
+export function ping(port: number, options?: { host?: string; timeoutMs?: number }): Promise<boolean>
+export function startRedis(options?: { port?: number; args?: string[]; startTimeoutMs?: number }): Promise<RedisServer>
