@@ -18,6 +18,10 @@ const projects = roots.flatMap((root) =>
             name: `${root === 'packages' ? '' : 'example:'}${entry.name}`,
             root: join(root, entry.name),
             include: ['test/**/*.test.ts'],
+            // A package may build fixtures once per run (e.g. wasm plugins) in test/global-setup.ts.
+            ...(existsSync(join(root, entry.name, 'test', 'global-setup.ts'))
+              ? { globalSetup: ['test/global-setup.ts'] }
+              : {}),
           },
         }))
     : [],

@@ -9,6 +9,8 @@ export interface RedisServer {
   resume(): boolean
   [Symbol.asyncDispose](): Promise<void>
 }
+export function findTool(binary: string): string | undefined
+export function ensureTool(binary: string, aptPackage: string, options?: { log?: (message: string) => void; purpose?: string }): string
 export function findRedisServer(): string | undefined
 export function ensureRedisServer(options?: { log?: (message: string) => void }): string
 export function freePort(): Promise<number>

@@ -6,42 +6,49 @@ import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 
-/** Path of redis-server on this machine, or undefined. */
-export function findRedisServer() {
-  if (process.env.AIDE_REDIS_SERVER && existsSync(process.env.AIDE_REDIS_SERVER)) {
-    return process.env.AIDE_REDIS_SERVER
-  }
-  const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/bin', '/usr/local/bin', '/usr/sbin'])
+/** Path of `binary` on PATH (or the usual system folders), or undefined. */
+export function findTool(binary) {
+  const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/bin', '/usr/local/bin', '/usr/sbin', '/bin'])
   for (const dir of dirs) {
-    const candidate = join(dir, 'redis-server')
-    if (existsSync(candidate)) return candidate
+    const candidate = join(dir, binary)
+    if (dir && existsSync(candidate)) return candidate
   }
   return undefined
 }
 
 /**
- * Returns the path of redis-server, installing it with apt when it is missing
- * and we are root on a system with apt-get; otherwise throws saying how to install it.
+ * Path of `binary`, installing the Debian package `aptPackage` when it is
+ * missing and we are root with apt-get; otherwise throws saying how to install it.
  */
-export function ensureRedisServer({ log = console.error } = {}) {
-  const found = findRedisServer()
+export function ensureTool(binary, aptPackage, { log = console.error, purpose = 'the test suite' } = {}) {
+  const found = findTool(binary)
   if (found) return found
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
-  const hasApt = existsSync('/usr/bin/apt-get')
-  if (isRoot && hasApt) {
-    log('redis-server not found: installing it with apt-get (Debian package redis-server)…')
+  if (isRoot && existsSync('/usr/bin/apt-get')) {
+    log(`${binary} not found: installing it with apt-get (Debian package ${aptPackage})…`)
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
-    execFileSync('apt-get', ['install', '-y', '-qq', 'redis-server'], { stdio: 'inherit', env })
-    const installed = findRedisServer()
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', aptPackage], { stdio: 'inherit', env })
+    const installed = findTool(binary)
     if (installed) return installed
   }
   throw new Error(
-    'redis-server is required by the test suite but was not found on PATH.\n' +
-      '  Debian/Ubuntu: sudo apt-get install -y redis-server\n' +
-      '  macOS:         brew install redis\n' +
-      '  or set AIDE_REDIS_SERVER=/path/to/redis-server',
+    `${binary} is required by ${purpose} but was not found on PATH.\n` +
+      `  Debian/Ubuntu: sudo apt-get install -y ${aptPackage}`,
   )
+}
+
+/** Path of redis-server on this machine (AIDE_REDIS_SERVER wins), or undefined. */
+export function findRedisServer() {
+  if (process.env.AIDE_REDIS_SERVER && existsSync(process.env.AIDE_REDIS_SERVER)) {
+    return process.env.AIDE_REDIS_SERVER
+  }
+  return findTool('redis-server')
+}
+
+/** Path of redis-server, installed with apt when missing and possible (see ensureTool). */
+export function ensureRedisServer(options = {}) {
+  return findRedisServer() ?? ensureTool('redis-server', 'redis-server', options)
 }
 
 /** A free TCP port on 127.0.0.1. */
