@@ -48,7 +48,9 @@ export function parseBenchArgs(argv: readonly string[] = process.argv.slice(2)):
     if (!arg.startsWith('--')) continue
     const key = arg.slice(2)
     const next = argv[i + 1]
-    const value = next !== undefined && !next.startsWith('--') ? (i++, next) : true
+    const takesValue = next !== undefined && !next.startsWith('--')
+    const value = takesValue ? next : true
+    if (takesValue) i++
     if (key === 'json' && typeof value === 'string') options.json = resolve(value)
     else if (key === 'quick') options.quick = true
     else if (key === 'filter' && typeof value === 'string') options.filter = value
@@ -103,9 +105,14 @@ export class BenchReport {
     const ratio = row.higherIsBetter
       ? row.subjectValue / row.peerValue
       : row.peerValue / row.subjectValue
-    const full: Comparison = { suite: this.suite, ...row, ratio: Number.isFinite(ratio) ? ratio : 0 }
+    const full: Comparison = {
+      suite: this.suite,
+      ...row,
+      ratio: Number.isFinite(ratio) ? ratio : 0,
+    }
     this.rows.push(full)
-    const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3))
+    const fmt = (v: number) =>
+      Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3)
     console.log(
       `${this.suite.padEnd(12)} ${row.case.padEnd(36)} ${row.subject} ${fmt(row.subjectValue)} vs ${row.peer} ${fmt(row.peerValue)} ${row.metric}  ratio ${full.ratio.toFixed(2)}x${full.ratio >= 1 ? '' : ' (peer ahead)'}${row.note ? `  [${row.note}]` : ''}`,
     )

@@ -8,7 +8,9 @@ import { delimiter, join } from 'node:path'
 
 /** Path of `binary` on PATH (or the usual system folders), or undefined. */
 export function findTool(binary) {
-  const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/bin', '/usr/local/bin', '/usr/sbin', '/bin'])
+  const dirs = (process.env.PATH ?? '')
+    .split(delimiter)
+    .concat(['/usr/bin', '/usr/local/bin', '/usr/sbin', '/bin'])
   for (const dir of dirs) {
     const candidate = join(dir, binary)
     if (dir && existsSync(candidate)) return candidate
@@ -20,7 +22,11 @@ export function findTool(binary) {
  * Path of `binary`, installing the Debian package `aptPackage` when it is
  * missing and we are root with apt-get; otherwise throws saying how to install it.
  */
-export function ensureTool(binary, aptPackage, { log = console.error, purpose = 'the test suite' } = {}) {
+export function ensureTool(
+  binary,
+  aptPackage,
+  { log = console.error, purpose = 'the test suite' } = {},
+) {
   const found = findTool(binary)
   if (found) return found
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
@@ -28,7 +34,10 @@ export function ensureTool(binary, aptPackage, { log = console.error, purpose = 
     log(`${binary} not found: installing it with apt-get (Debian package ${aptPackage})…`)
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
-    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', aptPackage], { stdio: 'inherit', env })
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', aptPackage], {
+      stdio: 'inherit',
+      env,
+    })
     const installed = findTool(binary)
     if (installed) return installed
   }
@@ -100,13 +109,30 @@ export async function startRedis({ port, args = [], startTimeoutMs = 10_000 } = 
   const launch = async () => {
     child = spawn(
       binary,
-      ['--port', String(chosenPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes', ...args],
+      [
+        '--port',
+        String(chosenPort),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        '--protected-mode',
+        'yes',
+        ...args,
+      ],
       { stdio: 'ignore', detached: false },
     )
     child.unref()
     const exited = new Promise((resolve) => child.once('exit', resolve))
     await Promise.race([
-      waitFor(() => ping(chosenPort), { timeoutMs: startTimeoutMs, what: `redis-server on port ${chosenPort}` }),
+      waitFor(() => ping(chosenPort), {
+        timeoutMs: startTimeoutMs,
+        what: `redis-server on port ${chosenPort}`,
+      }),
       exited.then((code) => {
         throw new Error(`redis-server exited early with code ${code}`)
       }),

@@ -16,7 +16,10 @@ const log = (message) => console.error(`[aide] ${message}`)
 
 function pnpmWorks(command) {
   try {
-    const version = execFileSync(command, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const version = execFileSync(command, ['--version'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim()
     return Number(version.split('.')[0]) >= 10
   } catch {
     return false
@@ -29,11 +32,24 @@ export function ensurePnpm() {
   const local = join(root, '.tools', 'node_modules', '.bin', 'pnpm')
   if (existsSync(local) && pnpmWorks(local)) return local
   log(`pnpm not found: installing pnpm@${PNPM_VERSION} into .tools/ with npm…`)
-  execFileSync('npm', ['install', '--prefix', join(root, '.tools'), '--no-audit', '--no-fund', '--no-save', `pnpm@${PNPM_VERSION}`], {
-    stdio: 'inherit',
-    cwd: root,
-  })
-  if (!pnpmWorks(local)) throw new Error('pnpm could not be installed; install it with `npm i -g pnpm` and try again')
+  execFileSync(
+    'npm',
+    [
+      'install',
+      '--prefix',
+      join(root, '.tools'),
+      '--no-audit',
+      '--no-fund',
+      '--no-save',
+      `pnpm@${PNPM_VERSION}`,
+    ],
+    {
+      stdio: 'inherit',
+      cwd: root,
+    },
+  )
+  if (!pnpmWorks(local))
+    throw new Error('pnpm could not be installed; install it with `npm i -g pnpm` and try again')
   return local
 }
 
@@ -89,14 +105,26 @@ async function test(pnpm, extraArgs) {
   process.once('SIGINT', () => stop().then(() => process.exit(130)))
   let status
   try {
-    status = run(pnpm, ['exec', 'vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${reportPath}`, ...extraArgs], {
-      env: {
-        ...process.env,
-        REDIS_URL: redis.url,
-        AIDE_REDIS_SERVER: redisServer,
-        ORT_DISABLE_TELEMETRY: '1',
+    status = run(
+      pnpm,
+      [
+        'exec',
+        'vitest',
+        'run',
+        '--reporter=default',
+        '--reporter=json',
+        `--outputFile.json=${reportPath}`,
+        ...extraArgs,
+      ],
+      {
+        env: {
+          ...process.env,
+          REDIS_URL: redis.url,
+          AIDE_REDIS_SERVER: redisServer,
+          ORT_DISABLE_TELEMETRY: '1',
+        },
       },
-    })
+    )
   } finally {
     await stop()
   }
@@ -108,7 +136,9 @@ async function demo(pnpm) {
   must(pnpm, ['run', 'build'])
   const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
   const example = manifest.aide?.mainExample ?? 'examples/quickstart'
-  must(pnpm, ['--dir', example, 'run', 'start'], { env: { ...process.env, ORT_DISABLE_TELEMETRY: '1' } })
+  must(pnpm, ['--dir', example, 'run', 'start'], {
+    env: { ...process.env, ORT_DISABLE_TELEMETRY: '1' },
+  })
   return 0
 }
 

@@ -13,14 +13,17 @@ import { defineConfig, type Options } from 'tsup'
 
 type ExportTarget = string | { [condition: string]: ExportTarget }
 
-export function entriesFromExports(exportsMap: Record<string, ExportTarget>): Record<string, string> {
+export function entriesFromExports(
+  exportsMap: Record<string, ExportTarget>,
+): Record<string, string> {
   const entries: Record<string, string> = {}
   for (const [subpath, target] of Object.entries(exportsMap)) {
     if (typeof target === 'string') continue
     const source = target['@aide/source']
     if (typeof source !== 'string') continue
     const match = /^\.\/src\/(.+)\.tsx?$/.exec(source)
-    if (!match?.[1]) throw new Error(`exports["${subpath}"]["@aide/source"] must point at ./src/*.ts`)
+    if (!match?.[1])
+      throw new Error(`exports["${subpath}"]["@aide/source"] must point at ./src/*.ts`)
     entries[match[1]] = source
   }
   return entries

@@ -45,7 +45,10 @@ export function throwIfAborted(signal: AbortSignal | undefined, label?: string):
 }
 
 /** Validates `{ signal, timeoutMs }` at a public boundary. */
-export function validateDeadlineOptions(options: DeadlineOptions | undefined, field = 'options'): void {
+export function validateDeadlineOptions(
+  options: DeadlineOptions | undefined,
+  field = 'options',
+): void {
   if (options === undefined) return
   assertOptionalSignal(options.signal, `${field}.signal`)
   if (options.timeoutMs !== undefined) {
@@ -124,12 +127,18 @@ export function withDeadline<T>(
  * deadline. The underlying work is not stopped; prefer {@link withDeadline}
  * when the work accepts a signal.
  */
-export function abortable<T>(promise: PromiseLike<T>, options: WithDeadlineOptions = {}): Promise<T> {
+export function abortable<T>(
+  promise: PromiseLike<T>,
+  options: WithDeadlineOptions = {},
+): Promise<T> {
   return withDeadline(() => promise, options)
 }
 
 /** Resolves after `ms` milliseconds; rejects with `E_CANCELLED` if `signal` aborts first. */
-export function sleep(ms: number, options: { signal?: AbortSignal; clock?: Clock } = {}): Promise<void> {
+export function sleep(
+  ms: number,
+  options: { signal?: AbortSignal; clock?: Clock } = {},
+): Promise<void> {
   assertNumber(ms, 'ms', { min: 0 })
   const { signal, clock = systemClock } = options
   if (signal?.aborted) return Promise.reject(cancelledError(signal.reason, 'sleep'))

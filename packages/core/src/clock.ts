@@ -113,7 +113,8 @@ export class ManualClock implements Clock {
       let next: ManualTimer | undefined
       for (const timer of this.#timers.values()) {
         if (timer.every !== undefined) continue
-        if (!next || timer.at < next.at || (timer.at === next.at && timer.id < next.id)) next = timer
+        if (!next || timer.at < next.at || (timer.at === next.at && timer.id < next.id))
+          next = timer
       }
       if (!next) return fired
       if (++fired > limit) throw new Error(`ManualClock.runAll: more than ${limit} timers fired`)

@@ -47,7 +47,9 @@ export function toDisposable(teardown: () => void | Promise<void>): DisposableHa
 /** True when `value` has a callable `dispose`. */
 export function isDisposable(value: unknown): value is Disposable {
   return (
-    typeof value === 'object' && value !== null && typeof (value as Disposable).dispose === 'function'
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Disposable).dispose === 'function'
   )
 }
 

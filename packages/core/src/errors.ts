@@ -118,7 +118,10 @@ export class AideError extends Error {
       message: this.message,
       details: this.details,
       isRetryable: this.isRetryable,
-      cause: this.cause instanceof Error ? { name: this.cause.name, message: this.cause.message } : this.cause,
+      cause:
+        this.cause instanceof Error
+          ? { name: this.cause.name, message: this.cause.message }
+          : this.cause,
     }
   }
 }

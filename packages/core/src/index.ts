@@ -3,32 +3,7 @@
  *
  * @packageDocumentation
  */
-export {
-  type AideErrorCode,
-  type AideErrorOptions,
-  AIDE_ERROR_CODES,
-  AideError,
-  invalidInput,
-  isAideError,
-  toAideError,
-} from './errors.js'
-export {
-  assertFunction,
-  assertNumber,
-  assertObject,
-  assertOneOf,
-  assertOptionalSignal,
-  assertString,
-  type NumberRule,
-} from './validate.js'
-export {
-  type Disposable,
-  type DisposableHandle,
-  DisposableStore,
-  disposeAll,
-  isDisposable,
-  toDisposable,
-} from './disposable.js'
+
 export {
   abortable,
   anySignal,
@@ -43,24 +18,22 @@ export {
 } from './abort.js'
 export { type Clock, ManualClock, systemClock, type TimerHandle } from './clock.js'
 export {
-  type Counter,
-  DEFAULT_BUCKETS,
-  type Gauge,
-  type Histogram,
-  type HistogramOptions,
-  InMemoryMeter,
-  type InstrumentOptions,
-  type Labels,
-  type LogMethod,
-  type Logger,
-  type Meter,
-  type MetricFamilySnapshot,
-  noopLogger,
-  noopMeter,
-  PROMETHEUS_CONTENT_TYPE,
-  renderPrometheus,
-  type SeriesSnapshot,
-} from './telemetry.js'
+  type Disposable,
+  type DisposableHandle,
+  DisposableStore,
+  disposeAll,
+  isDisposable,
+  toDisposable,
+} from './disposable.js'
+export {
+  AIDE_ERROR_CODES,
+  AideError,
+  type AideErrorCode,
+  type AideErrorOptions,
+  invalidInput,
+  isAideError,
+  toAideError,
+} from './errors.js'
 export {
   type CacheGetOrSetOptions,
   type CacheLike,
@@ -83,4 +56,37 @@ export {
   type ServiceStats,
   type ServiceType,
 } from './services/manager.js'
-export { type TraceDocument, type TraceEvent, toTraceDocument, type TraceSpan } from './services/trace.js'
+export {
+  type TraceDocument,
+  type TraceEvent,
+  type TraceSpan,
+  toTraceDocument,
+} from './services/trace.js'
+export {
+  type Counter,
+  DEFAULT_BUCKETS,
+  type Gauge,
+  type Histogram,
+  type HistogramOptions,
+  InMemoryMeter,
+  type InstrumentOptions,
+  type Labels,
+  type Logger,
+  type LogMethod,
+  type Meter,
+  type MetricFamilySnapshot,
+  noopLogger,
+  noopMeter,
+  PROMETHEUS_CONTENT_TYPE,
+  renderPrometheus,
+  type SeriesSnapshot,
+} from './telemetry.js'
+export {
+  assertFunction,
+  assertNumber,
+  assertObject,
+  assertOneOf,
+  assertOptionalSignal,
+  assertString,
+  type NumberRule,
+} from './validate.js'

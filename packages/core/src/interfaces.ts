@@ -26,7 +26,11 @@ export interface CacheLike<V = unknown> {
    * The cached value, or the loader's result (stored, then returned). Concurrent
    * callers for one key share one loader call.
    */
-  getOrSet(key: string, loader: (signal: AbortSignal) => Promise<V>, options?: CacheGetOrSetOptions): Promise<V>
+  getOrSet(
+    key: string,
+    loader: (signal: AbortSignal) => Promise<V>,
+    options?: CacheGetOrSetOptions,
+  ): Promise<V>
   /** Removes a key. Resolves to whether it was present (where the cache can tell). */
   delete(key: string): Promise<boolean | void>
 }

@@ -77,7 +77,12 @@ export interface Meter {
   histogram(name: string, options: HistogramOptions): Histogram
 }
 
-const noopInstrument: Counter & Gauge & Histogram = { inc: noop, set: noop, dec: noop, observe: noop }
+const noopInstrument: Counter & Gauge & Histogram = {
+  inc: noop,
+  set: noop,
+  dec: noop,
+  observe: noop,
+}
 
 /** A meter that records nothing. */
 export const noopMeter: Meter = {
@@ -139,7 +144,16 @@ interface Family {
   help: string
   type: MetricFamilySnapshot['type']
   buckets: readonly number[]
-  series: Map<string, { labels: Record<string, string>; value: number; counts?: number[]; sum?: number; count?: number }>
+  series: Map<
+    string,
+    {
+      labels: Record<string, string>
+      value: number
+      counts?: number[]
+      sum?: number
+      count?: number
+    }
+  >
 }
 
 /**
@@ -153,7 +167,8 @@ export class InMemoryMeter implements Meter {
     const family = this.#family(name, options, 'counter')
     return {
       inc: (value = 1, labels) => {
-        if (!(value >= 0)) throw invalidInput('value', `of counter ${name} must be >= 0, got ${value}`)
+        if (!(value >= 0))
+          throw invalidInput('value', `of counter ${name} must be >= 0, got ${value}`)
         this.#series(family, labels).value += value
       },
     }
@@ -187,7 +202,8 @@ export class InMemoryMeter implements Meter {
       observe: (value, labels) => {
         const series = this.#series(family, labels)
         const counts = series.counts!
-        for (let i = 0; i < family.buckets.length; i++) if (value <= family.buckets[i]!) counts[i]!++
+        for (let i = 0; i < family.buckets.length; i++)
+          if (value <= family.buckets[i]!) counts[i]!++
         counts[family.buckets.length]!++
         series.sum! += value
         series.count!++
@@ -244,7 +260,13 @@ export class InMemoryMeter implements Meter {
       }
       return existing
     }
-    const family: Family = { name, help: options.help, type, buckets: [...buckets], series: new Map() }
+    const family: Family = {
+      name,
+      help: options.help,
+      type,
+      buckets: [...buckets],
+      series: new Map(),
+    }
     this.#families.set(name, family)
     return family
   }
@@ -308,10 +330,14 @@ export function renderPrometheus(source: InMemoryMeter | readonly MetricFamilySn
             `${family.name}_bucket${formatLabels(series.labels, ['le', formatNumber(bucket.le)])} ${bucket.count}`,
           )
         }
-        lines.push(`${family.name}_sum${formatLabels(series.labels)} ${formatNumber(series.sum ?? 0)}`)
+        lines.push(
+          `${family.name}_sum${formatLabels(series.labels)} ${formatNumber(series.sum ?? 0)}`,
+        )
         lines.push(`${family.name}_count${formatLabels(series.labels)} ${series.count ?? 0}`)
       } else {
-        lines.push(`${family.name}${formatLabels(series.labels)} ${formatNumber(series.value ?? 0)}`)
+        lines.push(
+          `${family.name}${formatLabels(series.labels)} ${formatNumber(series.value ?? 0)}`,
+        )
       }
     }
   }

@@ -24,10 +24,14 @@ export function assertString(
   field: string,
   options: { allowEmpty?: boolean; maxLength?: number } = {},
 ): asserts value is string {
-  if (typeof value !== 'string') throw invalidInput(field, `must be a string, got ${describe(value)}`)
+  if (typeof value !== 'string')
+    throw invalidInput(field, `must be a string, got ${describe(value)}`)
   if (!options.allowEmpty && value.length === 0) throw invalidInput(field, 'must not be empty')
   if (options.maxLength !== undefined && value.length > options.maxLength) {
-    throw invalidInput(field, `must be at most ${options.maxLength} characters, got ${value.length}`)
+    throw invalidInput(
+      field,
+      `must be at most ${options.maxLength} characters, got ${value.length}`,
+    )
   }
 }
 
@@ -44,7 +48,11 @@ export interface NumberRule {
 }
 
 /** Asserts a number within the given bounds (finite unless `allowInfinity`). */
-export function assertNumber(value: unknown, field: string, rule: NumberRule = {}): asserts value is number {
+export function assertNumber(
+  value: unknown,
+  field: string,
+  rule: NumberRule = {},
+): asserts value is number {
   if (typeof value !== 'number' || Number.isNaN(value)) {
     throw invalidInput(field, `must be a number, got ${describe(value)}`)
   }
@@ -54,13 +62,19 @@ export function assertNumber(value: unknown, field: string, rule: NumberRule = {
   if (rule.integer && Number.isFinite(value) && !Number.isInteger(value)) {
     throw invalidInput(field, `must be an integer, got ${value}`)
   }
-  if (rule.min !== undefined && value < rule.min) throw invalidInput(field, `must be >= ${rule.min}, got ${value}`)
-  if (rule.max !== undefined && value > rule.max) throw invalidInput(field, `must be <= ${rule.max}, got ${value}`)
+  if (rule.min !== undefined && value < rule.min)
+    throw invalidInput(field, `must be >= ${rule.min}, got ${value}`)
+  if (rule.max !== undefined && value > rule.max)
+    throw invalidInput(field, `must be <= ${rule.max}, got ${value}`)
 }
 
 /** Asserts a function. */
-export function assertFunction(value: unknown, field: string): asserts value is (...args: never[]) => unknown {
-  if (typeof value !== 'function') throw invalidInput(field, `must be a function, got ${describe(value)}`)
+export function assertFunction(
+  value: unknown,
+  field: string,
+): asserts value is (...args: never[]) => unknown {
+  if (typeof value !== 'function')
+    throw invalidInput(field, `must be a function, got ${describe(value)}`)
 }
 
 /** Asserts one of a fixed set of values. */
@@ -70,15 +84,25 @@ export function assertOneOf<T extends string | number | boolean>(
   allowed: readonly T[],
 ): asserts value is T {
   if (!allowed.includes(value as T)) {
-    throw invalidInput(field, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${describe(value)}`)
+    throw invalidInput(
+      field,
+      `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${describe(value)}`,
+    )
   }
 }
 
 /** Asserts an `AbortSignal` (or undefined). */
-export function assertOptionalSignal(value: unknown, field: string): asserts value is AbortSignal | undefined {
+export function assertOptionalSignal(
+  value: unknown,
+  field: string,
+): asserts value is AbortSignal | undefined {
   if (value === undefined) return
-  if (typeof value !== 'object' || value === null || typeof (value as AbortSignal).aborted !== 'boolean' ||
-    typeof (value as AbortSignal).addEventListener !== 'function') {
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    typeof (value as AbortSignal).aborted !== 'boolean' ||
+    typeof (value as AbortSignal).addEventListener !== 'function'
+  ) {
     throw invalidInput(field, `must be an AbortSignal, got ${describe(value)}`)
   }
 }

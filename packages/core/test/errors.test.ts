@@ -4,7 +4,10 @@ import { AideError, invalidInput, isAideError, toAideError } from '../src/index.
 describe('AideError', () => {
   it('carries code, details, cause and a retryable default by code', () => {
     const cause = new Error('socket closed')
-    const error = new AideError('E_UNAVAILABLE', 'cache: redis is down', { cause, details: { host: 'x' } })
+    const error = new AideError('E_UNAVAILABLE', 'cache: redis is down', {
+      cause,
+      details: { host: 'x' },
+    })
     expect(error.code).toBe('E_UNAVAILABLE')
     expect(error.cause).toBe(cause)
     expect(error.details).toEqual({ host: 'x' })
@@ -14,7 +17,10 @@ describe('AideError', () => {
   })
 
   it('is recognised across copies of the package through the Symbol.for marker', () => {
-    const foreign = Object.assign(new Error('x'), { [Symbol.for('@aide/core/AideError')]: true, code: 'E_LIMIT' })
+    const foreign = Object.assign(new Error('x'), {
+      [Symbol.for('@aide/core/AideError')]: true,
+      code: 'E_LIMIT',
+    })
     expect(AideError.isInstance(foreign)).toBe(true)
     expect(AideError.isInstance(new Error('x'))).toBe(false)
     expect(AideError.isInstance(null)).toBe(false)
@@ -36,6 +42,9 @@ describe('AideError', () => {
     expect(wrapped.code).toBe('E_PLUGIN')
     expect(wrapped.message).toBe('boom')
     expect(wrapped.cause).toBeInstanceOf(RangeError)
-    expect(JSON.parse(JSON.stringify(wrapped))).toMatchObject({ code: 'E_PLUGIN', cause: { name: 'RangeError' } })
+    expect(JSON.parse(JSON.stringify(wrapped))).toMatchObject({
+      code: 'E_PLUGIN',
+      cause: { name: 'RangeError' },
+    })
   })
 })

@@ -45,7 +45,10 @@ const NAME_PATTERN = /^[A-Za-z0-9_.:@/-]{1,200}$/
 export function defineService<T>(name: string): ServiceId<T> {
   assertString(name, 'name')
   if (!NAME_PATTERN.test(name)) {
-    throw invalidInput('name', `"${name}" may only use letters, digits and _ . : @ / - (1-200 characters)`)
+    throw invalidInput(
+      'name',
+      `"${name}" may only use letters, digits and _ . : @ / - (1-200 characters)`,
+    )
   }
   return Object.freeze({ name }) as ServiceId<T>
 }
@@ -120,7 +123,13 @@ export interface ServiceManagerStats {
 
 /** The dependency graph. */
 export interface ServiceGraph {
-  nodes: Array<{ name: string; state: ServiceState; deps: string[]; priority: number; eager: boolean }>
+  nodes: Array<{
+    name: string
+    state: ServiceState
+    deps: string[]
+    priority: number
+    eager: boolean
+  }>
   /** `from` depends on `to`. */
   edges: Array<{ from: string; to: string }>
 }
@@ -151,7 +160,13 @@ const INITIALIZING = 1
 const READY = 2
 const FAILED = 3
 const DISPOSED = 4
-const STATE_NAMES: readonly ServiceState[] = ['registered', 'initializing', 'ready', 'failed', 'disposed']
+const STATE_NAMES: readonly ServiceState[] = [
+  'registered',
+  'initializing',
+  'ready',
+  'failed',
+  'disposed',
+]
 
 interface Entry {
   name: string
@@ -221,7 +236,10 @@ export class ServiceManager implements AsyncDisposable {
   constructor(options: ServiceManagerOptions = {}) {
     assertObject(options, 'options')
     if (options.maxConcurrentInits !== undefined) {
-      assertNumber(options.maxConcurrentInits, 'options.maxConcurrentInits', { min: 1, integer: true })
+      assertNumber(options.maxConcurrentInits, 'options.maxConcurrentInits', {
+        min: 1,
+        integer: true,
+      })
       this.#budget = new PrioritySemaphore(options.maxConcurrentInits)
     }
     if (options.defaultInitTimeoutMs !== undefined) {
@@ -252,13 +270,16 @@ export class ServiceManager implements AsyncDisposable {
     assertString(id.name, 'id.name')
     assertObject(registration, 'registration')
     assertFunction(registration.factory, 'registration.factory')
-    if (registration.dispose !== undefined) assertFunction(registration.dispose, 'registration.dispose')
-    if (registration.priority !== undefined) assertNumber(registration.priority, 'registration.priority')
+    if (registration.dispose !== undefined)
+      assertFunction(registration.dispose, 'registration.dispose')
+    if (registration.priority !== undefined)
+      assertNumber(registration.priority, 'registration.priority')
     if (registration.initTimeoutMs !== undefined) {
       assertNumber(registration.initTimeoutMs, 'registration.initTimeoutMs', { min: 0 })
     }
     const deps = registration.deps ?? []
-    if (!Array.isArray(deps)) throw invalidInput('registration.deps', 'must be an array of service ids')
+    if (!Array.isArray(deps))
+      throw invalidInput('registration.deps', 'must be an array of service ids')
     const depNames = deps.map((dep, index) => {
       assertObject(dep, `registration.deps[${index}]`)
       assertString(dep.name, `registration.deps[${index}].name`)
@@ -294,7 +315,11 @@ export class ServiceManager implements AsyncDisposable {
   }
 
   /** Registers an already-built instance (state `ready`, not disposed by the manager unless `dispose` is given). */
-  registerValue<T>(id: ServiceId<T>, value: T, options: { dispose?: (instance: T) => void | Promise<void> } = {}): this {
+  registerValue<T>(
+    id: ServiceId<T>,
+    value: T,
+    options: { dispose?: (instance: T) => void | Promise<void> } = {},
+  ): this {
     this.register(id, { factory: () => value, dispose: options.dispose ?? (() => undefined) })
     return this
   }
@@ -354,14 +379,18 @@ export class ServiceManager implements AsyncDisposable {
     })
     entries.sort((a, b) => b.priority - a.priority)
     for (const entry of entries) this.#verify(entry, [entry.name])
-    const results = await Promise.allSettled(entries.map((entry) => this.#getCold({ name: entry.name })))
+    const results = await Promise.allSettled(
+      entries.map((entry) => this.#getCold({ name: entry.name })),
+    )
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
     if (failed) throw failed.reason
   }
 
   /** Initialises every eager service, highest priority first. */
   start(): Promise<void> {
-    return this.preload([...this.#entries.values()].filter((e) => e.eager).map((e) => ({ name: e.name })))
+    return this.preload(
+      [...this.#entries.values()].filter((e) => e.eager).map((e) => ({ name: e.name })),
+    )
   }
 
   /** Checks the whole graph: every dependency registered, no cycle. Throws the first problem found. */
@@ -451,7 +480,12 @@ export class ServiceManager implements AsyncDisposable {
 
   async #disposeAll(): Promise<void> {
     for (const entry of this.#entries.values()) {
-      entry.controller?.abort(new AideError('E_DISPOSED', `services: manager disposed while "${entry.name}" was initialising`))
+      entry.controller?.abort(
+        new AideError(
+          'E_DISPOSED',
+          `services: manager disposed while "${entry.name}" was initialising`,
+        ),
+      )
     }
     await Promise.allSettled([...this.#inflight])
     const failures: Array<{ service: string; error: unknown }> = []
@@ -476,10 +510,15 @@ export class ServiceManager implements AsyncDisposable {
       throw new AideError(
         'E_DISPOSE',
         `services: ${failures.length} disposer(s) failed: ${failures
-          .map((f) => `${f.service} (${f.error instanceof Error ? f.error.message : String(f.error)})`)
+          .map(
+            (f) => `${f.service} (${f.error instanceof Error ? f.error.message : String(f.error)})`,
+          )
           .join(', ')}`,
         {
-          cause: failures.length === 1 ? failures[0]!.error : new AggregateError(failures.map((f) => f.error)),
+          cause:
+            failures.length === 1
+              ? failures[0]!.error
+              : new AggregateError(failures.map((f) => f.error)),
           details: { services: failures.map((f) => f.service) },
         },
       )
@@ -497,7 +536,8 @@ export class ServiceManager implements AsyncDisposable {
   #lookup(name: string, chain: readonly string[]): Entry {
     const entry = this.#entries.get(name)
     if (entry) return entry
-    if (typeof name !== 'string') throw invalidInput('id', 'must be a service id from defineService()')
+    if (typeof name !== 'string')
+      throw invalidInput('id', 'must be a service id from defineService()')
     const parent = chain.length > 0 ? chain[chain.length - 1] : undefined
     throw new AideError(
       'E_NOT_FOUND',
@@ -536,7 +576,8 @@ export class ServiceManager implements AsyncDisposable {
 
   #getCold(id: ServiceId<unknown>): Promise<unknown> {
     this.#assertOpen('get')
-    if (typeof id !== 'object' || id === null) throw invalidInput('id', 'must be a service id from defineService()')
+    if (typeof id !== 'object' || id === null)
+      throw invalidInput('id', 'must be a service id from defineService()')
     const entry = this.#lookup(id.name, [])
     this.#verify(entry, [entry.name])
     this.#begin(entry, [entry.name])
@@ -566,22 +607,38 @@ export class ServiceManager implements AsyncDisposable {
       if (dep.state !== READY) allReady = false
     }
     const waitStart = this.#now()
-    if (allReady && entry.initTimeoutMs === undefined && (!this.#budget || this.#budget.tryAcquire())) {
+    if (
+      allReady &&
+      entry.initTimeoutMs === undefined &&
+      (!this.#budget || this.#budget.tryAcquire())
+    ) {
+      let result: unknown
       try {
-        this.#runFactory(entry, deps, chain, waitStart, true)
+        result = this.#runFactory(entry, deps, chain, waitStart, true)
       } catch {
         // #runFactory has already marked the entry failed; callers read entry.lastError.
+        return
       }
+      // An async factory: wait for it like any other initialisation.
+      if (entry.state === INITIALIZING) this.#track(entry, result as Promise<unknown>)
       return
     }
-    const pending = this.#initAsync(entry, deps, chain, waitStart)
+    this.#track(entry, this.#initAsync(entry, deps, chain, waitStart))
+  }
+
+  #track(entry: Entry, pending: Promise<unknown>): void {
     entry.promise = pending
     this.#inflight.add(pending)
     const forget = () => this.#inflight.delete(pending)
     pending.then(forget, forget)
   }
 
-  async #initAsync(entry: Entry, deps: Entry[], chain: string[], waitStart: number): Promise<unknown> {
+  async #initAsync(
+    entry: Entry,
+    deps: Entry[],
+    chain: string[],
+    waitStart: number,
+  ): Promise<unknown> {
     for (const dep of deps) {
       if (dep.state === INITIALIZING) {
         try {
@@ -593,12 +650,20 @@ export class ServiceManager implements AsyncDisposable {
       if (dep.state !== READY) {
         const reason =
           dep.lastError ??
-          new AideError('E_INIT', `services: dependency "${dep.name}" of "${entry.name}" is ${STATE_NAMES[dep.state]}`)
+          new AideError(
+            'E_INIT',
+            `services: dependency "${dep.name}" of "${entry.name}" is ${STATE_NAMES[dep.state]}`,
+          )
         throw this.#fail(entry, reason, chain, false)
       }
     }
     if (this.#disposing) {
-      throw this.#fail(entry, new AideError('E_DISPOSED', `services: disposed before "${entry.name}" initialised`), chain, false)
+      throw this.#fail(
+        entry,
+        new AideError('E_DISPOSED', `services: disposed before "${entry.name}" initialised`),
+        chain,
+        false,
+      )
     }
     let slotHeld = false
     if (this.#budget) {
@@ -613,7 +678,13 @@ export class ServiceManager implements AsyncDisposable {
   }
 
   /** Runs the factory; releases the budget slot (if held) when it settles. */
-  #runFactory(entry: Entry, deps: Entry[], chain: string[], waitStart: number, slotHeld: boolean): unknown {
+  #runFactory(
+    entry: Entry,
+    deps: Entry[],
+    chain: string[],
+    waitStart: number,
+    slotHeld: boolean,
+  ): unknown {
     const values = deps.map((dep) => dep.value)
     const controller = new AbortController()
     entry.controller = controller
@@ -677,7 +748,15 @@ export class ServiceManager implements AsyncDisposable {
         if (this.#disposing) {
           // Disposed while the factory ran: tear down what it built.
           void Promise.resolve((entry.disposer ?? defaultDispose)(value)).catch(() => undefined)
-          throw this.#fail(entry, new AideError('E_DISPOSED', `services: disposed while "${entry.name}" was initialising`), chain, false)
+          throw this.#fail(
+            entry,
+            new AideError(
+              'E_DISPOSED',
+              `services: disposed while "${entry.name}" was initialising`,
+            ),
+            chain,
+            false,
+          )
         }
         this.#succeed(entry, value, start, chain)
         return value
@@ -687,7 +766,8 @@ export class ServiceManager implements AsyncDisposable {
         if (controller.signal.aborted) {
           // The factory was abandoned; if it still produces an instance, release it.
           Promise.resolve(result).then(
-            (late) => Promise.resolve((entry.disposer ?? defaultDispose)(late)).catch(() => undefined),
+            (late) =>
+              Promise.resolve((entry.disposer ?? defaultDispose)(late)).catch(() => undefined),
             () => undefined,
           )
         }
@@ -725,7 +805,10 @@ export class ServiceManager implements AsyncDisposable {
     let failure: AideError
     if (!own) {
       failure = toAideError(error)
-    } else if (AideError.isInstance(error) && (error.code === 'E_TIMEOUT' || error.code === 'E_DISPOSED')) {
+    } else if (
+      AideError.isInstance(error) &&
+      (error.code === 'E_TIMEOUT' || error.code === 'E_DISPOSED')
+    ) {
       failure = new AideError(
         error.code,
         `services: "${entry.name}" ${error.code === 'E_TIMEOUT' ? `did not initialise within ${entry.initTimeoutMs} ms` : 'was disposed while initialising'} (chain: ${chain.join(' -> ')})`,

@@ -43,11 +43,22 @@ export interface TraceSpan {
  * Lays spans out on lanes (threads in the viewer) so overlapping spans never
  * share a lane, and renders the trace document.
  */
-export function toTraceDocument(spans: readonly TraceSpan[], processName = 'aide services'): TraceDocument {
+export function toTraceDocument(
+  spans: readonly TraceSpan[],
+  processName = 'aide services',
+): TraceDocument {
   const sorted = [...spans].sort((a, b) => a.startMs - b.startMs || b.endMs - a.endMs)
   const laneEnds: number[] = []
   const events: TraceEvent[] = [
-    { name: 'process_name', cat: '__metadata', ph: 'M', ts: 0, pid: 1, tid: 0, args: { name: processName } },
+    {
+      name: 'process_name',
+      cat: '__metadata',
+      ph: 'M',
+      ts: 0,
+      pid: 1,
+      tid: 0,
+      args: { name: processName },
+    },
   ]
   for (const span of sorted) {
     let lane = laneEnds.findIndex((end) => end <= span.startMs)
