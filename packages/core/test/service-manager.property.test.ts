@@ -5,31 +5,27 @@ import { type AideError, defineService, type ServiceId, ServiceManager } from '.
 /** Graph as adjacency lists: node i depends on every node in deps[i]. */
 type Graph = number[][]
 
-const anyGraph = fc
-  .integer({ min: 1, max: 10 })
-  .chain((n) =>
-    fc.array(fc.uniqueArray(fc.integer({ min: 0, max: n - 1 }), { maxLength: 3 }), {
-      minLength: n,
-      maxLength: n,
-    }),
-  )
+const anyGraph = fc.integer({ min: 1, max: 10 }).chain((n) =>
+  fc.array(fc.uniqueArray(fc.integer({ min: 0, max: n - 1 }), { maxLength: 3 }), {
+    minLength: n,
+    maxLength: n,
+  }),
+)
 
 /** A DAG: node i may only depend on nodes with a lower index. */
-const anyDag = fc
-  .integer({ min: 1, max: 12 })
-  .chain((n) =>
+const anyDag = fc.integer({ min: 1, max: 12 }).chain((n) =>
+  fc.tuple(
     fc.tuple(
-      fc.tuple(
-        ...Array.from({ length: n }, (_, i) =>
-          fc.uniqueArray(fc.integer({ min: 0, max: Math.max(0, i - 1) }), {
-            maxLength: i === 0 ? 0 : 3,
-          }),
-        ),
+      ...Array.from({ length: n }, (_, i) =>
+        fc.uniqueArray(fc.integer({ min: 0, max: Math.max(0, i - 1) }), {
+          maxLength: i === 0 ? 0 : 3,
+        }),
       ),
-      fc.array(fc.boolean(), { minLength: n, maxLength: n }),
-      fc.uniqueArray(fc.integer({ min: 0, max: n - 1 }), { minLength: 1, maxLength: n }),
     ),
-  )
+    fc.array(fc.boolean(), { minLength: n, maxLength: n }),
+    fc.uniqueArray(fc.integer({ min: 0, max: n - 1 }), { minLength: 1, maxLength: n }),
+  ),
+)
 
 /** Reference: can `start` reach a cycle? (plain DFS with colours) */
 function reachesCycle(graph: Graph, start: number): boolean {
