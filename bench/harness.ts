@@ -51,6 +51,7 @@ export function parseBenchArgs(argv: readonly string[] = process.argv.slice(2)):
     const takesValue = next !== undefined && !next.startsWith('--')
     const value = takesValue ? next : true
     if (takesValue) i++
+    if (key === '') continue
     if (key === 'json' && typeof value === 'string') options.json = resolve(value)
     else if (key === 'quick') options.quick = true
     else if (key === 'filter' && typeof value === 'string') options.filter = value

@@ -168,6 +168,18 @@ const STATE_NAMES: readonly ServiceState[] = [
   'disposed',
 ]
 
+/** A request path as a linked list (cheap to extend; turned into names only when needed). */
+interface ChainLink {
+  name: string
+  parent: ChainLink | undefined
+}
+
+function chainNames(link: ChainLink | undefined): string[] {
+  const names: string[] = []
+  for (let at = link; at; at = at.parent) names.push(at.name)
+  return names.reverse()
+}
+
 interface Entry {
   name: string
   deps: Entry[] | undefined
@@ -186,7 +198,7 @@ interface Entry {
   initMs: number | undefined
   waitMs: number | undefined
   initOrder: number | undefined
-  chain: string[] | undefined
+  chain: ChainLink | undefined
   lastError: AideError | undefined
 }
 
@@ -222,7 +234,7 @@ async function defaultDispose(instance: unknown): Promise<void> {
 export class ServiceManager implements AsyncDisposable {
   readonly #entries = new Map<string, Entry>()
   readonly #ready: Entry[] = []
-  readonly #spans: TraceSpan[] = []
+  readonly #spans: Array<TraceSpan & { chain?: ChainLink; deps?: string[] }> = []
   readonly #budget: PrioritySemaphore | undefined
   readonly #defaultTimeout: number | undefined
   readonly #clock: Clock
@@ -418,7 +430,7 @@ export class ServiceManager implements AsyncDisposable {
         initMs: entry.initMs,
         waitMs: entry.waitMs,
         initOrder: entry.initOrder,
-        chain: entry.chain ? [...entry.chain] : undefined,
+        chain: entry.chain ? chainNames(entry.chain) : undefined,
         lastError: entry.lastError?.message,
       })
     }
@@ -458,7 +470,11 @@ export class ServiceManager implements AsyncDisposable {
    * Save `JSON.stringify(manager.trace())` and open it in Perfetto.
    */
   trace(): TraceDocument {
-    const document = toTraceDocument(this.#spans)
+    const document = toTraceDocument(
+      this.#spans.map(({ chain, deps, ...span }) =>
+        chain ? { ...span, args: { chain: chainNames(chain).join(' -> '), deps } } : span,
+      ),
+    )
     document.otherData = { generator: '@aide/core ServiceManager', services: this.#entries.size }
     return document
   }
@@ -580,7 +596,7 @@ export class ServiceManager implements AsyncDisposable {
       throw invalidInput('id', 'must be a service id from defineService()')
     const entry = this.#lookup(id.name, [])
     this.#verify(entry, [entry.name])
-    this.#begin(entry, [entry.name])
+    this.#begin(entry, { name: entry.name, parent: undefined })
     if (entry.state === READY) return (entry.promise ??= Promise.resolve(entry.value))
     if (entry.state === FAILED) return Promise.reject(entry.lastError)
     return entry.promise!
@@ -591,7 +607,7 @@ export class ServiceManager implements AsyncDisposable {
    * Runs synchronously to completion when every dependency is ready, the
    * factory is synchronous, a budget slot is free and no timeout applies.
    */
-  #begin(entry: Entry, chain: string[]): void {
+  #begin(entry: Entry, chain: ChainLink): void {
     if (entry.state === READY || entry.state === INITIALIZING) return
     entry.state = INITIALIZING
     entry.chain = chain
@@ -599,7 +615,7 @@ export class ServiceManager implements AsyncDisposable {
     const deps = entry.deps!
     let allReady = true
     for (const dep of deps) {
-      this.#begin(dep, [...chain, dep.name])
+      this.#begin(dep, { name: dep.name, parent: chain })
       if (dep.state === FAILED) {
         this.#fail(entry, dep.lastError!, chain, false)
         return
@@ -636,7 +652,7 @@ export class ServiceManager implements AsyncDisposable {
   async #initAsync(
     entry: Entry,
     deps: Entry[],
-    chain: string[],
+    chain: ChainLink,
     waitStart: number,
   ): Promise<unknown> {
     for (const dep of deps) {
@@ -681,13 +697,18 @@ export class ServiceManager implements AsyncDisposable {
   #runFactory(
     entry: Entry,
     deps: Entry[],
-    chain: string[],
+    chain: ChainLink,
     waitStart: number,
     slotHeld: boolean,
   ): unknown {
     const values = deps.map((dep) => dep.value)
-    const controller = new AbortController()
-    entry.controller = controller
+    // Created only when the factory reads its signal or the initialisation goes async:
+    // most synchronous factories never need one.
+    let lazyController: AbortController | undefined
+    const getController = () => {
+      lazyController ??= new AbortController()
+      return lazyController
+    }
     const start = this.#now()
     entry.waitMs = start - waitStart
     if (entry.waitMs > 0) {
@@ -699,8 +720,16 @@ export class ServiceManager implements AsyncDisposable {
       })
     }
     entry.attempts++
-    this.#events?.emit('service-init-start', { name: entry.name, chain })
-    const context: FactoryContext = { signal: controller.signal, name: entry.name, chain }
+    this.#events?.emit('service-init-start', { name: entry.name, chain: chainNames(chain) })
+    const context: FactoryContext = {
+      get signal() {
+        return getController().signal
+      },
+      name: entry.name,
+      get chain() {
+        return chainNames(chain)
+      },
+    }
     const release = () => {
       entry.controller = undefined
       if (slotHeld && this.#budget) this.#budget.release()
@@ -718,6 +747,8 @@ export class ServiceManager implements AsyncDisposable {
       this.#succeed(entry, result, start, chain)
       return result
     }
+    const controller = getController()
+    entry.controller = controller
     const timeoutMs = entry.initTimeoutMs
     const settled = withDeadline(() => result as PromiseLike<unknown>, {
       signal: controller.signal,
@@ -777,7 +808,7 @@ export class ServiceManager implements AsyncDisposable {
     return promise
   }
 
-  #succeed(entry: Entry, value: unknown, start: number, chain: string[]): void {
+  #succeed(entry: Entry, value: unknown, start: number, chain: ChainLink): void {
     const end = this.#now()
     entry.value = value
     entry.state = READY
@@ -790,7 +821,8 @@ export class ServiceManager implements AsyncDisposable {
       category: 'service.init',
       startMs: start - this.#origin,
       endMs: end - this.#origin,
-      args: { chain: chain.join(' -> '), deps: entry.depNames },
+      chain,
+      deps: entry.depNames,
     })
     this.#events?.emit('service-init-end', { name: entry.name, durationMs: entry.initMs })
     this.#logger.debug({ service: entry.name, initMs: entry.initMs }, 'services: initialised')
@@ -801,7 +833,8 @@ export class ServiceManager implements AsyncDisposable {
    * is wrapped to name it); false when a dependency failed (that error, which
    * already names the failing service, is passed on).
    */
-  #fail(entry: Entry, error: unknown, chain: string[], own: boolean): AideError {
+  #fail(entry: Entry, error: unknown, link: ChainLink, own: boolean): AideError {
+    const chain = chainNames(link)
     let failure: AideError
     if (!own) {
       failure = toAideError(error)
