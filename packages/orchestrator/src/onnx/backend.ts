@@ -1,0 +1,451 @@
+/**
+ * The local ONNX backend shared by `@aide/orchestrator/onnx` and
+ * `@aide/orchestrator/onnx-web`: model sources, precision variants, input
+ * mapping, dynamic batching, stats and disposal. Where sessions run is the
+ * job of an {@link Executor}.
+ */
+import {
+  AideError,
+  assertNumber,
+  assertObject,
+  type Clock,
+  invalidInput,
+  systemClock,
+  throwIfAborted,
+  withDeadline,
+} from '@aide/core'
+import type {
+  BackendCallOptions,
+  BackendRequest,
+  BackendResult,
+  ModelBackend,
+  TensorData,
+} from '../backend.js'
+import { DynamicBatcher } from './batcher.js'
+import type { Executor, ModelSignature } from './runtime.js'
+import {
+  type DenseTensor,
+  normalizeTensor,
+  PooledTensorAllocator,
+  type TensorAllocator,
+} from './tensor.js'
+
+/** Numeric precision of a model variant. */
+export type Precision = 'fp32' | 'fp16' | 'int8'
+
+/** All precisions, most precise first. */
+export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8']
+
+/** A model file path, or the model bytes. */
+export type ModelSource = string | Uint8Array | ArrayBuffer
+
+/** One precision variant of a model. */
+export interface ModelVariant {
+  /** The ONNX model (path or bytes). */
+  source: ModelSource
+  /**
+   * Measured quality of this variant on a 0..1 scale (e.g. top-5 accuracy on
+   * held-out data). Used by {@link choosePrecision} against a quality floor.
+   */
+  quality?: number
+}
+
+/** Dynamic batching settings. */
+export interface BatchingOptions {
+  /** Most rows (batch-axis entries) in one run. Default 32. */
+  maxBatch?: number
+  /** How long the first request of a batch waits for company, in ms. Default 1. */
+  maxDelayMs?: number
+}
+
+/** Options shared by both ONNX backends. */
+export interface LocalBackendOptions {
+  /** The model: one source (used as `fp32`), or precision variants of one model. */
+  model: ModelSource | Partial<Record<Precision, ModelSource | ModelVariant>>
+  /** Variant used when the request does not name one. Default: the most precise available. */
+  defaultPrecision?: Precision
+  /** Stack concurrent requests along axis 0; `false` runs each request alone. Default on. */
+  batching?: BatchingOptions | false
+  /** Execution providers in order of preference; the first one available is used. Default `['cpu']`. */
+  executionProviders?: readonly string[]
+  /** Threads used inside one operator (onnxruntime `intraOpNumThreads`). Default 1. */
+  intraOpNumThreads?: number
+  /** Threads used across operators (onnxruntime `interOpNumThreads`). Default 1. */
+  interOpNumThreads?: number
+  /** Clock for the batching delay (a `ManualClock` in tests). */
+  clock?: Clock
+  /** Where batch buffers come from. Default: a pooled allocator. */
+  allocator?: TensorAllocator
+  /** Aborts loading the model. */
+  signal?: AbortSignal
+  /** Gives up loading after this many ms (E_TIMEOUT). */
+  timeoutMs?: number
+}
+
+/** What {@link LocalOnnxBackend.stats} reports. */
+export type LocalBackendStats = {
+  kind: string
+  executionProvider: string
+  availableExecutionProviders: string[]
+  variants: Precision[]
+  defaultPrecision: Precision
+  requests: number
+  errors: number
+  cancelled: number
+  inFlight: number
+  batching: ReturnType<DynamicBatcher['stats']> | false
+  executor: Record<string, unknown>
+  allocator: Record<string, unknown>
+}
+
+/**
+ * Picks the cheapest precision whose measured quality meets `qualityFloor`
+ * among the variants the hardware supports; falls back to the most precise
+ * supported variant when none meets it. Variants without a quality count as
+ * meeting any floor only for `fp32`.
+ */
+export function choosePrecision(
+  variants: Partial<Record<Precision, { quality?: number }>>,
+  qualityFloor = 0,
+  supported: readonly Precision[] = PRECISIONS,
+): Precision {
+  const available = PRECISIONS.filter((p) => variants[p] !== undefined && supported.includes(p))
+  if (available.length === 0) throw invalidInput('variants', 'has no variant the hardware supports')
+  for (const p of [...available].reverse()) {
+    const quality = variants[p]!.quality ?? (p === 'fp32' ? 1 : 0)
+    if (quality >= qualityFloor) return p
+  }
+  return available[0]!
+}
+
+/** Precisions the CPU execution provider can run (fp16 weights are cast to fp32 in the graph). */
+export function supportedPrecisions(executionProvider: string): Precision[] {
+  return executionProvider === 'cpu' || executionProvider === 'wasm'
+    ? ['fp32', 'fp16', 'int8']
+    : ['fp32', 'fp16']
+}
+
+async function readSource(source: ModelSource, field: string): Promise<Uint8Array> {
+  if (typeof source === 'string') {
+    if (source.length === 0) throw invalidInput(field, 'must not be empty')
+    try {
+      const { readFile } = await import('node:fs/promises')
+      return new Uint8Array(await readFile(source))
+    } catch (error) {
+      throw new AideError(
+        'E_NOT_FOUND',
+        `onnx: cannot read the model file ${source}: ${(error as Error).message}`,
+        {
+          cause: error,
+          details: { field, path: source },
+        },
+      )
+    }
+  }
+  if (source instanceof Uint8Array) return source
+  if (source instanceof ArrayBuffer) return new Uint8Array(source)
+  throw invalidInput(field, 'must be a file path, a Uint8Array or an ArrayBuffer')
+}
+
+function isSource(value: unknown): value is ModelSource {
+  return typeof value === 'string' || value instanceof Uint8Array || value instanceof ArrayBuffer
+}
+
+/** Validated options and the variant bytes, ready for an executor. */
+export interface PreparedModel {
+  models: Partial<Record<Precision, Uint8Array>>
+  qualities: Partial<Record<Precision, number>>
+}
+
+/** Reads every variant's bytes and validates the options (used by both backends). */
+export async function prepareModel(options: LocalBackendOptions): Promise<PreparedModel> {
+  assertObject(options, 'options')
+  const spec = options.model
+  const entries: Array<[Precision, ModelSource | ModelVariant]> = []
+  if (isSource(spec)) entries.push(['fp32', spec])
+  else {
+    assertObject(spec, 'options.model')
+    for (const [key, value] of Object.entries(spec)) {
+      if (!PRECISIONS.includes(key as Precision))
+        throw invalidInput(`options.model.${key}`, `is not a precision (${PRECISIONS.join(', ')})`)
+      if (value !== undefined) entries.push([key as Precision, value])
+    }
+    if (entries.length === 0) throw invalidInput('options.model', 'must name at least one variant')
+  }
+  const models: Partial<Record<Precision, Uint8Array>> = {}
+  const qualities: Partial<Record<Precision, number>> = {}
+  for (const [precision, value] of entries) {
+    const field: string = `options.model${isSource(spec) ? '' : `.${precision}`}`
+    const variant: ModelVariant = isSource(value) ? { source: value } : value
+    if (!isSource(value)) {
+      assertObject(value, field)
+      if (value.quality !== undefined)
+        assertNumber(value.quality, `${field}.quality`, { min: 0, max: 1 })
+    }
+    models[precision] = await readSource(
+      variant.source,
+      isSource(value) ? field : `${field}.source`,
+    )
+    if (variant.quality !== undefined) qualities[precision] = variant.quality
+  }
+  return { models, qualities }
+}
+
+/** Validates the numeric options shared by both backends. */
+export function validateLocalOptions(options: LocalBackendOptions): void {
+  if (options.intraOpNumThreads !== undefined)
+    assertNumber(options.intraOpNumThreads, 'options.intraOpNumThreads', { min: 1, integer: true })
+  if (options.interOpNumThreads !== undefined)
+    assertNumber(options.interOpNumThreads, 'options.interOpNumThreads', { min: 1, integer: true })
+  if (options.batching !== undefined && options.batching !== false) {
+    assertObject(options.batching, 'options.batching')
+    if (options.batching.maxBatch !== undefined)
+      assertNumber(options.batching.maxBatch, 'options.batching.maxBatch', {
+        min: 1,
+        integer: true,
+      })
+    if (options.batching.maxDelayMs !== undefined)
+      assertNumber(options.batching.maxDelayMs, 'options.batching.maxDelayMs', { min: 0 })
+  }
+  if (
+    options.executionProviders !== undefined &&
+    (!Array.isArray(options.executionProviders) || options.executionProviders.length === 0)
+  ) {
+    throw invalidInput('options.executionProviders', 'must be a non-empty array of provider names')
+  }
+  if (options.defaultPrecision !== undefined && !PRECISIONS.includes(options.defaultPrecision)) {
+    throw invalidInput('options.defaultPrecision', `must be one of ${PRECISIONS.join(', ')}`)
+  }
+}
+
+/** Picks the first preferred execution provider that is available. */
+export function chooseExecutionProvider(
+  preferred: readonly string[],
+  available: readonly string[],
+): string {
+  const chosen = preferred.find((p) => available.includes(p))
+  if (!chosen) {
+    throw new AideError(
+      'E_UNAVAILABLE',
+      `onnx: none of the execution providers ${preferred.join(', ')} is available here (available: ${available.join(', ')})`,
+      { details: { preferred: [...preferred], available: [...available] } },
+    )
+  }
+  return chosen
+}
+
+/**
+ * A local ONNX model as a {@link ModelBackend}. Requests carry named tensors
+ * in `request.input.tensors`; the result carries the output tensors. A
+ * request picks a precision variant with a `#fp32` / `#fp16` / `#int8` suffix
+ * on `request.model`, otherwise the default variant runs.
+ */
+export class LocalOnnxBackend implements ModelBackend {
+  private readonly batcher: DynamicBatcher | undefined
+  private readonly allocator: TensorAllocator
+  private readonly counters = { requests: 0, errors: 0, cancelled: 0, inFlight: 0 }
+  private disposed = false
+  private disposing: Promise<void> | undefined
+
+  /** @internal use `createOnnxBackend` / `createOnnxWebBackend`. */
+  constructor(
+    readonly kind: string,
+    private readonly executor: Executor,
+    private readonly signatures: Partial<Record<Precision, ModelSignature>>,
+    private readonly qualities: Partial<Record<Precision, number>>,
+    readonly executionProvider: string,
+    private readonly availableProviders: string[],
+    readonly defaultPrecision: Precision,
+    options: LocalBackendOptions,
+  ) {
+    this.allocator = options.allocator ?? new PooledTensorAllocator()
+    if (options.batching !== false) {
+      this.batcher = new DynamicBatcher(
+        {
+          maxBatch: options.batching?.maxBatch ?? 32,
+          maxDelayMs: options.batching?.maxDelayMs ?? 1,
+          clock: options.clock ?? systemClock,
+          allocator: this.allocator,
+        },
+        (variant, feeds) => this.executor.run(variant, feeds),
+      )
+    }
+  }
+
+  /** The precision variants loaded, with their measured quality when given. */
+  variants(): Array<{ precision: Precision; quality?: number }> {
+    return PRECISIONS.filter((p) => this.signatures[p]).map((p) =>
+      this.qualities[p] === undefined
+        ? { precision: p }
+        : { precision: p, quality: this.qualities[p]! },
+    )
+  }
+
+  /** Input and output names of a variant (default variant when omitted). */
+  signature(precision: Precision = this.defaultPrecision): ModelSignature {
+    const s = this.signatures[precision]
+    if (!s)
+      throw invalidInput(
+        'precision',
+        `is not a loaded variant (${this.variants()
+          .map((v) => v.precision)
+          .join(', ')})`,
+      )
+    return { inputNames: [...s.inputNames], outputNames: [...s.outputNames] }
+  }
+
+  private resolvePrecision(model: string): Precision {
+    const hash = model.lastIndexOf('#')
+    if (hash < 0) return this.defaultPrecision
+    const precision = model.slice(hash + 1) as Precision
+    if (!this.signatures[precision]) {
+      throw invalidInput(
+        'request.model',
+        `names variant "${precision}", which is not loaded (${this.variants()
+          .map((v) => v.precision)
+          .join(', ')})`,
+      )
+    }
+    return precision
+  }
+
+  async invoke(request: BackendRequest, options: BackendCallOptions): Promise<BackendResult> {
+    assertObject(request, 'request')
+    assertObject(request.input, 'request.input')
+    if (typeof request.model !== 'string') throw invalidInput('request.model', 'must be a string')
+    const signal = options?.signal
+    if (this.disposed) throw new AideError('E_DISPOSED', `${this.kind}: the backend is disposed`)
+    throwIfAborted(signal, `${this.kind}: inference`)
+    const precision = this.resolvePrecision(request.model)
+    const feeds = this.mapInputs(request.input.tensors, precision)
+    this.counters.requests++
+    this.counters.inFlight++
+    try {
+      const outputs =
+        this.batcher && DynamicBatcher.canBatch(feeds)
+          ? await this.batcher.submit(precision, feeds, signal)
+          : await withDeadline(() => this.executor.run(precision, feeds), {
+              signal,
+              label: `${this.kind}: inference`,
+            })
+      const tensors: Record<string, TensorData> = {}
+      for (const [name, t] of Object.entries(outputs))
+        tensors[name] = { type: t.type, data: t.data, dims: t.dims }
+      return { output: { tensors }, finishReason: 'stop' }
+    } catch (error) {
+      if (AideError.isInstance(error) && error.code === 'E_CANCELLED') this.counters.cancelled++
+      else this.counters.errors++
+      if (AideError.isInstance(error)) throw error
+      throw new AideError(
+        'E_MODEL',
+        `${this.kind}: inference failed: ${(error as Error).message}`,
+        { cause: error },
+      )
+    } finally {
+      this.counters.inFlight--
+    }
+  }
+
+  private mapInputs(
+    tensors: ModelInputTensors | undefined,
+    precision: Precision,
+  ): Record<string, DenseTensor> {
+    if (tensors === undefined)
+      throw invalidInput('request.input.tensors', 'is required by a local ONNX model')
+    assertObject(tensors, 'request.input.tensors')
+    const signature = this.signatures[precision]!
+    const feeds: Record<string, DenseTensor> = {}
+    for (const name of Object.keys(tensors)) {
+      if (!signature.inputNames.includes(name)) {
+        throw invalidInput(
+          `request.input.tensors.${name}`,
+          `is not an input of the model (inputs: ${signature.inputNames.join(', ')})`,
+        )
+      }
+      feeds[name] = normalizeTensor(tensors[name]!, `request.input.tensors.${name}`)
+    }
+    for (const name of signature.inputNames) {
+      if (!feeds[name])
+        throw invalidInput(`request.input.tensors.${name}`, 'is required by the model')
+    }
+    return feeds
+  }
+
+  stats(): LocalBackendStats {
+    return {
+      kind: this.kind,
+      executionProvider: this.executionProvider,
+      availableExecutionProviders: [...this.availableProviders],
+      variants: this.variants().map((v) => v.precision),
+      defaultPrecision: this.defaultPrecision,
+      ...this.counters,
+      batching: this.batcher ? this.batcher.stats() : false,
+      executor: this.executor.stats(),
+      allocator: this.allocator.stats?.() ?? {},
+    }
+  }
+
+  /** Releases the sessions and worker threads. Idempotent. */
+  dispose(): Promise<void> {
+    this.disposing ??= (async () => {
+      this.disposed = true
+      this.batcher?.close(new AideError('E_DISPOSED', `${this.kind}: the backend was disposed`))
+      await this.executor.dispose()
+    })()
+    return this.disposing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose()
+  }
+}
+
+type ModelInputTensors = Readonly<Record<string, TensorData>>
+
+/** Shared construction of both backends once an executor exists. */
+export async function startLocalBackend(
+  kind: string,
+  options: LocalBackendOptions,
+  prepared: PreparedModel,
+  executor: Executor,
+  executionProvider: string,
+  availableProviders: string[],
+): Promise<LocalOnnxBackend> {
+  let signatures: Record<string, ModelSignature>
+  try {
+    signatures = await withDeadline(() => executor.load(), {
+      signal: options.signal,
+      timeoutMs: options.timeoutMs,
+      label: `${kind}: loading the model`,
+    })
+  } catch (error) {
+    await executor.dispose()
+    if (AideError.isInstance(error)) throw error
+    throw new AideError(
+      'E_MODEL',
+      `${kind}: the model could not be loaded: ${(error as Error).message}`,
+      { cause: error },
+    )
+  }
+  const loaded = PRECISIONS.filter((p) => prepared.models[p])
+  const supported = supportedPrecisions(executionProvider)
+  const defaultPrecision =
+    options.defaultPrecision ?? loaded.find((p) => supported.includes(p)) ?? loaded[0]!
+  if (!prepared.models[defaultPrecision]) {
+    await executor.dispose()
+    throw invalidInput(
+      'options.defaultPrecision',
+      `names "${defaultPrecision}", which is not among the variants`,
+    )
+  }
+  return new LocalOnnxBackend(
+    kind,
+    executor,
+    signatures,
+    prepared.qualities,
+    executionProvider,
+    availableProviders,
+    defaultPrecision,
+    options,
+  )
+}

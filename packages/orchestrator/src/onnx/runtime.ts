@@ -1,0 +1,159 @@
+/**
+ * The slice of the onnxruntime JavaScript API (shared by onnxruntime-node and
+ * onnxruntime-web) that the backends use, the lazy loaders for both optional
+ * peers, and the in-thread executor.
+ */
+import { AideError } from '@aide/core'
+import type { DenseTensor, TypedArray } from './tensor.js'
+
+/** Minimal shape of an onnxruntime `Tensor`. */
+export interface OrtTensor {
+  readonly type: string
+  readonly dims: readonly number[]
+  readonly data: unknown
+  dispose?(): void
+}
+
+/** Minimal shape of an onnxruntime `InferenceSession`. */
+export interface OrtSession {
+  readonly inputNames: readonly string[]
+  readonly outputNames: readonly string[]
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>
+  release(): Promise<void>
+}
+
+/** Minimal shape of an onnxruntime module (node or web). */
+export interface OrtModule {
+  InferenceSession: {
+    create(model: Uint8Array, options?: Record<string, unknown>): Promise<OrtSession>
+  }
+  Tensor: new (type: string, data: unknown, dims: readonly number[]) => OrtTensor
+  listSupportedBackends?: () => Array<{ name: string; bundled?: boolean }>
+  env?: Record<string, any>
+}
+
+/** Session settings the backends pass to onnxruntime. */
+export interface SessionSettings {
+  executionProviders: string[]
+  intraOpNumThreads?: number
+  interOpNumThreads?: number
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all'
+}
+
+function unavailable(name: string, subpath: string, cause: unknown): AideError {
+  return new AideError(
+    'E_UNAVAILABLE',
+    `orchestrator: cannot import \`${name}\`. Install it (\`npm i ${name}\`) to use \`@aide/orchestrator/${subpath}\`.`,
+    { cause, details: { package: name } },
+  )
+}
+
+/** Loads onnxruntime-node on first use (E_UNAVAILABLE when missing). */
+export async function loadOnnxRuntimeNode(): Promise<OrtModule> {
+  if (!process.env.ORT_DISABLE_TELEMETRY) process.env.ORT_DISABLE_TELEMETRY = '1'
+  try {
+    const module = (await import('onnxruntime-node')) as unknown as OrtModule & {
+      default?: OrtModule
+    }
+    return module.InferenceSession ? module : module.default!
+  } catch (error) {
+    throw unavailable('onnxruntime-node', 'onnx', error)
+  }
+}
+
+/** Loads onnxruntime-web on first use (E_UNAVAILABLE when missing). */
+export async function loadOnnxRuntimeWeb(): Promise<OrtModule> {
+  try {
+    const module = (await import('onnxruntime-web')) as unknown as OrtModule & {
+      default?: OrtModule
+    }
+    return module.InferenceSession ? module : module.default!
+  } catch (error) {
+    throw unavailable('onnxruntime-web', 'onnx-web', error)
+  }
+}
+
+/** Input and output names of a loaded model variant. */
+export interface ModelSignature {
+  inputNames: string[]
+  outputNames: string[]
+}
+
+/** Where sessions live and run: in this thread or in worker threads. */
+export interface Executor {
+  readonly mode: 'inline' | 'worker'
+  /** Creates (once) the sessions of every variant and returns their signatures. */
+  load(): Promise<Record<string, ModelSignature>>
+  run(variant: string, feeds: Record<string, DenseTensor>): Promise<Record<string, DenseTensor>>
+  dispose(): Promise<void>
+  stats(): Record<string, unknown>
+}
+
+/** Converts an onnxruntime output tensor to a dense tensor we own. */
+export function fromOrtTensor(tensor: OrtTensor): DenseTensor {
+  return { type: tensor.type, dims: [...tensor.dims], data: tensor.data as TypedArray }
+}
+
+/** Runs sessions on the calling thread (onnxruntime-web, or onnxruntime-node with `execution: 'inline'`). */
+export class InlineExecutor implements Executor {
+  readonly mode = 'inline' as const
+  private sessions: Map<string, OrtSession> | undefined
+  private loading: Promise<Record<string, ModelSignature>> | undefined
+  private runs = 0
+
+  constructor(
+    private readonly ort: OrtModule,
+    private readonly models: Record<string, Uint8Array>,
+    private readonly settings: SessionSettings,
+  ) {}
+
+  load(): Promise<Record<string, ModelSignature>> {
+    this.loading ??= (async () => {
+      const sessions = new Map<string, OrtSession>()
+      const signatures: Record<string, ModelSignature> = {}
+      try {
+        for (const [variant, bytes] of Object.entries(this.models)) {
+          const session = await this.ort.InferenceSession.create(bytes, { ...this.settings })
+          sessions.set(variant, session)
+          signatures[variant] = {
+            inputNames: [...session.inputNames],
+            outputNames: [...session.outputNames],
+          }
+        }
+      } catch (error) {
+        for (const s of sessions.values()) await s.release().catch(() => undefined)
+        throw error
+      }
+      this.sessions = sessions
+      return signatures
+    })()
+    return this.loading
+  }
+
+  async run(
+    variant: string,
+    feeds: Record<string, DenseTensor>,
+  ): Promise<Record<string, DenseTensor>> {
+    const session = this.sessions?.get(variant)
+    if (!session)
+      throw new AideError('E_DISPOSED', `onnx: the session for variant "${variant}" is not loaded`)
+    const inputs: Record<string, OrtTensor> = {}
+    for (const [name, t] of Object.entries(feeds))
+      inputs[name] = new this.ort.Tensor(t.type, t.data, t.dims)
+    this.runs++
+    const outputs = await session.run(inputs)
+    const result: Record<string, DenseTensor> = {}
+    for (const [name, t] of Object.entries(outputs)) result[name] = fromOrtTensor(t)
+    return result
+  }
+
+  async dispose(): Promise<void> {
+    const sessions = this.sessions
+    this.sessions = undefined
+    if (sessions) for (const s of sessions.values()) await s.release().catch(() => undefined)
+  }
+
+  stats(): Record<string, unknown> {
+    return { mode: this.mode, runs: this.runs }
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * Tensor validation, stacking along the batch axis, and splitting back.
+ * Batch buffers come from a {@link TensorAllocator}, so a pool can back them.
+ */
+import { invalidInput } from '@aide/core'
+import type { TensorData } from '../backend.js'
+
+/** Typed arrays a tensor may hold. */
+export type TypedArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+
+type TypedArrayConstructor = {
+  new (length: number): TypedArray
+  from(values: ArrayLike<any>): TypedArray
+  BYTES_PER_ELEMENT: number
+}
+
+const CONSTRUCTORS: Record<string, TypedArrayConstructor> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  float16: Uint16Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array as unknown as TypedArrayConstructor,
+  uint64: BigUint64Array as unknown as TypedArrayConstructor,
+  bool: Uint8Array,
+}
+
+/** Element types accepted in request tensors. */
+export const TENSOR_TYPES: readonly string[] = Object.keys(CONSTRUCTORS)
+
+/** A validated tensor with a typed-array payload. */
+export interface DenseTensor {
+  type: string
+  data: TypedArray
+  dims: number[]
+}
+
+/** Validates a request tensor and converts plain arrays to the matching typed array. */
+export function normalizeTensor(value: TensorData, field: string): DenseTensor {
+  if (typeof value !== 'object' || value === null)
+    throw invalidInput(field, 'must be a tensor object')
+  const Ctor = CONSTRUCTORS[value.type]
+  if (!Ctor)
+    throw invalidInput(
+      `${field}.type`,
+      `must be one of ${TENSOR_TYPES.join(', ')}, got ${JSON.stringify(value.type)}`,
+    )
+  if (!Array.isArray(value.dims) || value.dims.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw invalidInput(`${field}.dims`, 'must be an array of non-negative integers')
+  }
+  const dims = [...value.dims]
+  const count = dims.reduce((a, b) => a * b, 1)
+  let data: TypedArray
+  const raw = value.data as unknown
+  if (ArrayBuffer.isView(raw) && !(raw instanceof DataView)) {
+    if (!(raw instanceof (Ctor as unknown as new () => TypedArray))) {
+      throw invalidInput(`${field}.data`, `must be a ${Ctor.name} for type ${value.type}`)
+    }
+    data = raw as TypedArray
+  } else if (Array.isArray(raw)) {
+    try {
+      const bigint = value.type === 'int64' || value.type === 'uint64'
+      data = Ctor.from(bigint ? raw.map((v) => BigInt(v)) : raw.map((v) => Number(v)))
+    } catch (error) {
+      throw invalidInput(
+        `${field}.data`,
+        `has values that are not valid ${value.type}: ${(error as Error).message}`,
+      )
+    }
+  } else {
+    throw invalidInput(`${field}.data`, 'must be a typed array or an array of numbers')
+  }
+  if (data.length !== count) {
+    throw invalidInput(
+      `${field}.data`,
+      `has ${data.length} elements but dims [${dims.join(', ')}] need ${count}`,
+    )
+  }
+  return { type: value.type, data, dims }
+}
+
+/** A buffer lent by a {@link TensorAllocator}; `release()` gives it back. */
+export interface TensorLease {
+  data: TypedArray
+  release(): void
+}
+
+/**
+ * Where batch tensors are allocated. The default allocates on the heap; a
+ * pooled allocator reuses buffers between batches.
+ */
+export interface TensorAllocator {
+  allocate(type: string, length: number): TensorLease
+  stats?(): Record<string, unknown>
+}
+
+/** Plain heap allocation (what the runtime would do anyway). */
+export const heapAllocator: TensorAllocator = {
+  allocate(type, length) {
+    const Ctor = CONSTRUCTORS[type]!
+    return { data: new Ctor(length), release() {} }
+  },
+}
+
+/**
+ * Reuses batch buffers by element type and size class (powers of two), so a
+ * steady stream of batches allocates nothing. Buffers are handed out whole
+ * and a view of the exact length is returned.
+ */
+export class PooledTensorAllocator implements TensorAllocator {
+  private readonly free = new Map<string, TypedArray[]>()
+  private hits = 0
+  private misses = 0
+  private retainedBytes = 0
+
+  constructor(private readonly maxRetainedBytes = 64 * 1024 * 1024) {}
+
+  allocate(type: string, length: number): TensorLease {
+    const Ctor = CONSTRUCTORS[type]!
+    const capacity = 2 ** Math.ceil(Math.log2(Math.max(1, length)))
+    const key = `${type}:${capacity}`
+    const list = this.free.get(key)
+    let buffer = list?.pop()
+    if (buffer) {
+      this.hits++
+      this.retainedBytes -= buffer.byteLength
+    } else {
+      this.misses++
+      buffer = new Ctor(capacity)
+    }
+    const whole = buffer
+    let released = false
+    return {
+      data: whole.subarray(0, length) as TypedArray,
+      release: () => {
+        if (released) return
+        released = true
+        if (this.retainedBytes + whole.byteLength > this.maxRetainedBytes) return
+        this.retainedBytes += whole.byteLength
+        const bucket = this.free.get(key) ?? []
+        bucket.push(whole)
+        this.free.set(key, bucket)
+      },
+    }
+  }
+
+  stats(): Record<string, unknown> {
+    return { hits: this.hits, misses: this.misses, retainedBytes: this.retainedBytes }
+  }
+}
+
+/** Key that decides whether two requests can share a batch: types and non-batch dims. */
+export function batchKey(feeds: Record<string, DenseTensor>): string | undefined {
+  const parts: string[] = []
+  for (const name of Object.keys(feeds).sort()) {
+    const t = feeds[name]!
+    if (t.dims.length === 0) return undefined
+    parts.push(`${name}:${t.type}:${t.dims.slice(1).join('x')}`)
+  }
+  return parts.join('|')
+}
+
+/** Rows (batch-axis size) of a request; every input must agree. */
+export function batchRows(feeds: Record<string, DenseTensor>): number | undefined {
+  let rows: number | undefined
+  for (const t of Object.values(feeds)) {
+    const r = t.dims[0]
+    if (r === undefined) return undefined
+    if (rows === undefined) rows = r
+    else if (rows !== r) return undefined
+  }
+  return rows
+}
+
+/** Stacks the same-named inputs of several requests along axis 0. */
+export function stackFeeds(
+  parts: ReadonlyArray<Record<string, DenseTensor>>,
+  allocator: TensorAllocator,
+): { feeds: Record<string, DenseTensor>; leases: TensorLease[] } {
+  const feeds: Record<string, DenseTensor> = {}
+  const leases: TensorLease[] = []
+  const first = parts[0]!
+  for (const name of Object.keys(first)) {
+    const sample = first[name]!
+    let rows = 0
+    let length = 0
+    for (const p of parts) {
+      rows += p[name]!.dims[0]!
+      length += p[name]!.data.length
+    }
+    const lease = allocator.allocate(sample.type, length)
+    leases.push(lease)
+    let offset = 0
+    for (const p of parts) {
+      const src = p[name]!.data
+      ;(lease.data as Float32Array).set(src as Float32Array, offset)
+      offset += src.length
+    }
+    feeds[name] = { type: sample.type, data: lease.data, dims: [rows, ...sample.dims.slice(1)] }
+  }
+  return { feeds, leases }
+}
+
+/** Splits batch outputs back into per-request outputs (copies, so batch buffers can be reused). */
+export function splitOutputs(
+  outputs: Record<string, DenseTensor>,
+  rowCounts: readonly number[],
+): Array<Record<string, DenseTensor>> {
+  const results: Array<Record<string, DenseTensor>> = rowCounts.map(() => ({}))
+  const totalRows = rowCounts.reduce((a, b) => a + b, 0)
+  for (const [name, t] of Object.entries(outputs)) {
+    if (t.dims[0] !== totalRows) {
+      // An output without the batch axis is shared by every request.
+      for (const r of results)
+        r[name] = { type: t.type, data: t.data.slice() as TypedArray, dims: [...t.dims] }
+      continue
+    }
+    const rowSize = totalRows === 0 ? 0 : t.data.length / totalRows
+    let row = 0
+    rowCounts.forEach((count, i) => {
+      results[i]![name] = {
+        type: t.type,
+        data: t.data.slice(row * rowSize, (row + count) * rowSize) as TypedArray,
+        dims: [count, ...t.dims.slice(1)],
+      }
+      row += count
+    })
+  }
+  return results
+}

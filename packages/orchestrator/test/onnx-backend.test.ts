@@ -1,0 +1,300 @@
+import { isAideError, ManualClock } from '@aide/core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { LocalOnnxBackend } from '../src/onnx/backend.js'
+import { createOnnxBackend, listExecutionProviders } from '../src/onnx.js'
+import { expectAllClose, linearModel, linearReference } from './onnx-fixtures.js'
+
+const INPUTS = 4
+const OUTPUTS = 3
+
+function request(rows: number[][], model = 'linear') {
+  return {
+    task: 'tensor',
+    model,
+    input: {
+      tensors: {
+        x: { type: 'float32', data: Float32Array.from(rows.flat()), dims: [rows.length, INPUTS] },
+      },
+    },
+  }
+}
+
+function outputOf(result: {
+  output: { tensors?: Record<string, { data: unknown; dims: readonly number[] }> }
+}) {
+  const y = result.output.tensors!.y!
+  return { data: Array.from(y.data as Float32Array), dims: [...y.dims] }
+}
+
+describe('onnx backend (onnxruntime-node)', () => {
+  let model: Awaited<ReturnType<typeof linearModel>>
+  beforeAll(async () => {
+    model = await linearModel(INPUTS, OUTPUTS)
+  })
+
+  it('lists execution providers and reports the chosen one', async () => {
+    const providers = await listExecutionProviders()
+    expect(providers).toContain('cpu')
+    const backend = await createOnnxBackend({
+      model: model.bytes,
+      execution: 'inline',
+      executionProviders: ['not-a-provider', 'cpu'],
+    })
+    try {
+      expect(backend.stats().executionProvider).toBe('cpu')
+      expect(backend.signature()).toEqual({ inputNames: ['x'], outputNames: ['y'] })
+    } finally {
+      await backend.dispose()
+    }
+  })
+
+  for (const execution of ['inline', 'worker'] as const) {
+    it(`runs a model with a dynamic batch axis (${execution})`, async () => {
+      const backend = await createOnnxBackend({ model: model.bytes, execution, batching: false })
+      try {
+        const rows = [
+          [1, 2, 3, 4],
+          [0.5, -1, 0, 2],
+        ]
+        const result = await backend.invoke(request(rows), { signal: new AbortController().signal })
+        const expected = linearReference(
+          Float32Array.from(rows.flat()),
+          model.weights,
+          model.bias,
+          INPUTS,
+          OUTPUTS,
+        )
+        const y = outputOf(result)
+        expect(y.dims).toEqual([2, OUTPUTS])
+        expectAllClose(y.data, expected)
+        expect(backend.stats().executor.mode).toBe(execution)
+      } finally {
+        await backend.dispose()
+        await backend.dispose()
+      }
+    })
+  }
+
+  it('rejects malformed requests with E_INVALID_INPUT naming the field', async () => {
+    const backend = await createOnnxBackend({ model: model.bytes, execution: 'inline' })
+    const options = { signal: new AbortController().signal }
+    try {
+      const cases: Array<[unknown, string]> = [
+        [{ task: 't', model: 'm', input: {} }, 'request.input.tensors'],
+        [
+          {
+            task: 't',
+            model: 'm',
+            input: { tensors: { z: { type: 'float32', data: [1], dims: [1] } } },
+          },
+          'request.input.tensors.z',
+        ],
+        [
+          {
+            task: 't',
+            model: 'm',
+            input: { tensors: { x: { type: 'complex', data: [1], dims: [1] } } },
+          },
+          'request.input.tensors.x.type',
+        ],
+        [
+          {
+            task: 't',
+            model: 'm',
+            input: { tensors: { x: { type: 'float32', data: [1, 2], dims: [1, 4] } } },
+          },
+          'request.input.tensors.x.data',
+        ],
+        [
+          {
+            task: 't',
+            model: 'm#int8',
+            input: { tensors: { x: { type: 'float32', data: [1, 2, 3, 4], dims: [1, 4] } } },
+          },
+          'request.model',
+        ],
+      ]
+      for (const [bad, field] of cases) {
+        const error = await backend.invoke(bad as never, options).catch((e: unknown) => e)
+        expect(isAideError(error, 'E_INVALID_INPUT'), String(error)).toBe(true)
+        expect((error as { details: { field: string } }).details.field).toBe(field)
+      }
+      // A shape the model rejects is a model error, not a crash.
+      const wrongShape = {
+        task: 't',
+        model: 'm',
+        input: { tensors: { x: { type: 'float32', data: [1, 2, 3], dims: [1, 3] } } },
+      }
+      const error = await backend.invoke(wrongShape, options).catch((e: unknown) => e)
+      expect(isAideError(error, 'E_MODEL')).toBe(true)
+    } finally {
+      await backend.dispose()
+    }
+  })
+
+  it('refuses bad options and unreadable or corrupted models', async () => {
+    await expect(createOnnxBackend({ model: 42 as never })).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      details: { field: 'options.model' },
+    })
+    await expect(createOnnxBackend({ model: model.bytes, workerThreads: 0 })).rejects.toMatchObject(
+      { code: 'E_INVALID_INPUT' },
+    )
+    await expect(createOnnxBackend({ model: '/nonexistent/model.onnx' })).rejects.toMatchObject({
+      code: 'E_NOT_FOUND',
+    })
+    await expect(
+      createOnnxBackend({ model: new Uint8Array([1, 2, 3]), execution: 'inline' }),
+    ).rejects.toMatchObject({ code: 'E_MODEL' })
+    await expect(
+      createOnnxBackend({ model: model.bytes, executionProviders: ['cuda-only'] }),
+    ).rejects.toMatchObject({ code: 'E_UNAVAILABLE' })
+    await expect(
+      createOnnxBackend({ model: model.bytes, signal: AbortSignal.abort() }),
+    ).rejects.toMatchObject({ code: 'E_CANCELLED' })
+  })
+
+  it('rejects calls after dispose and an aborted call before it runs', async () => {
+    const backend = await createOnnxBackend({ model: model.bytes, execution: 'inline' })
+    await expect(
+      backend.invoke(request([[1, 2, 3, 4]]), { signal: AbortSignal.abort() }),
+    ).rejects.toMatchObject({ code: 'E_CANCELLED' })
+    await backend.dispose()
+    await expect(
+      backend.invoke(request([[1, 2, 3, 4]]), { signal: new AbortController().signal }),
+    ).rejects.toMatchObject({ code: 'E_DISPOSED' })
+  })
+})
+
+describe('dynamic batching', () => {
+  let model: Awaited<ReturnType<typeof linearModel>>
+  let backend: LocalOnnxBackend
+  let clock: ManualClock
+  beforeAll(async () => {
+    model = await linearModel(INPUTS, OUTPUTS)
+    clock = new ManualClock()
+    backend = await createOnnxBackend({
+      model: model.bytes,
+      execution: 'worker',
+      clock,
+      batching: { maxBatch: 8, maxDelayMs: 2 },
+    })
+  })
+  afterAll(async () => {
+    await backend.dispose()
+  })
+
+  it('stacks requests that arrive within maxDelayMs, runs once and splits the outputs', async () => {
+    const before = backend.stats().batching as { batches: number; batchedRows: number }
+    const inputs = [
+      [[1, 0, 0, 0]],
+      [
+        [0, 1, 0, 0],
+        [0, 0, 1, 0],
+      ],
+      [[0, 0, 0, 1]],
+    ]
+    const pending = inputs.map((rows) =>
+      backend.invoke(request(rows), { signal: new AbortController().signal }),
+    )
+    expect((backend.stats().batching as { queued: number }).queued).toBe(3)
+    clock.advance(2)
+    const results = await Promise.all(pending)
+    const after = backend.stats().batching as {
+      batches: number
+      batchedRows: number
+      largestBatch: number
+    }
+    expect(after.batches - before.batches).toBe(1)
+    expect(after.batchedRows - before.batchedRows).toBe(4)
+    results.forEach((result, i) => {
+      const rows = inputs[i]!
+      const expected = linearReference(
+        Float32Array.from(rows.flat()),
+        model.weights,
+        model.bias,
+        INPUTS,
+        OUTPUTS,
+      )
+      const y = outputOf(result)
+      expect(y.dims).toEqual([rows.length, OUTPUTS])
+      expectAllClose(y.data, expected)
+    })
+  })
+
+  it('flushes at maxBatch rows without waiting for the delay', async () => {
+    const before = (backend.stats().batching as { batches: number }).batches
+    const pending = Array.from({ length: 8 }, (_, i) =>
+      backend.invoke(request([[i, 0, 0, 0]]), { signal: new AbortController().signal }),
+    )
+    const results = await Promise.all(pending)
+    expect((backend.stats().batching as { batches: number }).batches - before).toBe(1)
+    expect(results).toHaveLength(8)
+  })
+
+  it('lets a cancelled request leave the batch without harming the others', async () => {
+    const controller = new AbortController()
+    const kept = backend.invoke(request([[1, 1, 1, 1]]), { signal: new AbortController().signal })
+    const cancelled = backend.invoke(request([[2, 2, 2, 2]]), { signal: controller.signal })
+    const alsoKept = backend.invoke(request([[3, 3, 3, 3]]), {
+      signal: new AbortController().signal,
+    })
+    controller.abort()
+    await expect(cancelled).rejects.toMatchObject({ code: 'E_CANCELLED' })
+    expect((backend.stats().batching as { queued: number }).queued).toBe(2)
+    const rowsBefore = (backend.stats().batching as { batchedRows: number }).batchedRows
+    clock.advance(2)
+    const [a, b] = await Promise.all([kept, alsoKept])
+    expect((backend.stats().batching as { batchedRows: number }).batchedRows - rowsBefore).toBe(2)
+    const expectA = linearReference(
+      Float32Array.from([1, 1, 1, 1]),
+      model.weights,
+      model.bias,
+      INPUTS,
+      OUTPUTS,
+    )
+    const expectB = linearReference(
+      Float32Array.from([3, 3, 3, 3]),
+      model.weights,
+      model.bias,
+      INPUTS,
+      OUTPUTS,
+    )
+    expectAllClose(outputOf(a).data, expectA)
+    expectAllClose(outputOf(b).data, expectB)
+    expect(backend.stats().cancelled).toBeGreaterThanOrEqual(1)
+  })
+
+  it('a request cancelled while its batch runs stops waiting; the others get their rows', async () => {
+    const controller = new AbortController()
+    const pending = [
+      backend.invoke(request([[1, 0, 0, 0]]), { signal: controller.signal }),
+      backend.invoke(request([[0, 1, 0, 0]]), { signal: new AbortController().signal }),
+    ]
+    clock.advance(2)
+    controller.abort()
+    const [first, second] = await Promise.allSettled(pending)
+    expect(first?.status).toBe('rejected')
+    expect(second?.status).toBe('fulfilled')
+  })
+
+  it('keeps requests with different shapes in separate batches', async () => {
+    const before = (backend.stats().batching as { batches: number }).batches
+    const pending = [
+      backend.invoke(request([[1, 0, 0, 0]]), { signal: new AbortController().signal }),
+      backend.invoke(
+        {
+          task: 't',
+          model: 'linear',
+          input: { tensors: { x: { type: 'float32', data: new Float32Array(5), dims: [1, 5] } } },
+        },
+        { signal: new AbortController().signal },
+      ),
+    ]
+    clock.advance(2)
+    const [good, bad] = await Promise.allSettled(pending)
+    expect(good?.status).toBe('fulfilled')
+    expect(bad?.status).toBe('rejected')
+    expect((backend.stats().batching as { batches: number }).batches - before).toBe(2)
+  })
+})
