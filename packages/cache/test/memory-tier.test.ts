@@ -1,0 +1,167 @@
+import { ManualClock } from '@aide/core'
+import fc from 'fast-check'
+import { LRUCache } from 'lru-cache'
+import { describe, expect, it } from 'vitest'
+import type { StoredEntry } from '../src/entry.ts'
+import { FrequencySketch, hashKey } from '../src/frequency-sketch.ts'
+import { MemoryTier } from '../src/memory-tier.ts'
+import { loop, recency, scanHeavy, zipf } from './workloads.ts'
+
+const entry = (value: unknown = 1, extra: Partial<StoredEntry> = {}): StoredEntry => ({
+  value,
+  createdAt: 0,
+  expiresAt: Number.POSITIVE_INFINITY,
+  staleUntil: Number.POSITIVE_INFINITY,
+  tags: [],
+  ...extra,
+})
+
+function hitRatio(tier: MemoryTier, trace: readonly string[]): number {
+  let hits = 0
+  for (const key of trace) {
+    if (tier.getEntry(key)) hits++
+    else tier.setEntry(key, entry())
+  }
+  return (100 * hits) / trace.length
+}
+
+function lruRatio(size: number, trace: readonly string[]): number {
+  const lru = new LRUCache<string, number>({ max: size })
+  let hits = 0
+  for (const key of trace) {
+    if (lru.get(key) !== undefined) hits++
+    else lru.set(key, 1)
+  }
+  return (100 * hits) / trace.length
+}
+
+describe('FrequencySketch', () => {
+  it('counts repeated keys higher than one-offs and ages counts down', () => {
+    const sketch = new FrequencySketch(64)
+    const hot = hashKey('hot')
+    for (let i = 0; i < 10; i++) sketch.increment(hot)
+    sketch.increment(hashKey('cold'))
+    expect(sketch.frequency(hot)).toBeGreaterThan(5)
+    expect(sketch.frequency(hashKey('cold'))).toBeLessThanOrEqual(1)
+    const before = sketch.frequency(hot)
+    for (let i = 0; i < 700; i++) sketch.increment(hashKey(`filler${i}`))
+    expect(sketch.resets).toBeGreaterThan(0)
+    expect(sketch.frequency(hot)).toBeLessThan(before)
+  })
+})
+
+describe('MemoryTier', () => {
+  it('never holds more than maxEntries, whatever the access sequence (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 80 }), fc.boolean()), { maxLength: 400 }),
+        (max, ops) => {
+          const tier = new MemoryTier({ maxEntries: max })
+          const present = new Set<string>()
+          for (const [key, write] of ops) {
+            const k = `k${key}`
+            if (write) tier.setEntry(k, entry(key))
+            else {
+              const found = tier.getEntry(k)
+              if (found) expect(found.value).toBe(key)
+            }
+            present.add(k)
+            expect(tier.size).toBeLessThanOrEqual(max)
+          }
+          expect([...tier.keys()].every((k) => present.has(k))).toBe(true)
+        },
+      ),
+      { numRuns: 150 },
+    )
+  })
+
+  it('bounds total weight by maxBytes and refuses entries heavier than the bound', () => {
+    const tier = new MemoryTier({
+      maxEntries: 1000,
+      maxBytes: 1000,
+      weigher: (_k, v) => (v as string).length,
+    })
+    for (let i = 0; i < 50; i++) tier.setEntry(`k${i}`, entry('x'.repeat(100)))
+    expect(tier.stats().bytes).toBeLessThanOrEqual(1000)
+    expect(tier.size).toBeLessThanOrEqual(10)
+    tier.setEntry('huge', entry('x'.repeat(2000)))
+    expect(tier.getEntry('huge')).toBeUndefined()
+    expect(tier.stats().evictions).toBeGreaterThan(0)
+  })
+
+  it('drops entries past their grace period and reports them as expired', () => {
+    const clock = new ManualClock(0)
+    const evicted: string[] = []
+    const tier = new MemoryTier({
+      clock,
+      onEvict: (key, reason) => evicted.push(`${key}:${reason}`),
+    })
+    tier.setEntry('a', entry(1, { expiresAt: 100, staleUntil: 200 }))
+    clock.set(150)
+    expect(tier.getEntry('a')?.value).toBe(1)
+    clock.set(200)
+    expect(tier.getEntry('a')).toBeUndefined()
+    expect(evicted).toEqual(['a:expired'])
+  })
+
+  it('indexes tags and removes by tag', () => {
+    const tier = new MemoryTier()
+    tier.setEntry('a', entry(1, { tags: ['t1'] }))
+    tier.setEntry('b', entry(2, { tags: ['t1', 't2'] }))
+    tier.setEntry('c', entry(3, { tags: ['t2'] }))
+    tier.setEntry('a', entry(4, { tags: ['t3'] }))
+    expect(tier.deleteTag('t1')).toBe(1)
+    expect(tier.getEntry('a')?.value).toBe(4)
+    expect(tier.getEntry('b')).toBeUndefined()
+    expect(tier.deleteTag('missing')).toBe(0)
+  })
+
+  it('rejects bad options naming the field', () => {
+    expect(() => new MemoryTier({ maxEntries: 0 })).toThrow(/options.maxEntries/)
+    expect(() => new MemoryTier({ policy: 'fifo' as 'lru' })).toThrow(/options.policy/)
+    expect(() => new MemoryTier({ maxBytes: -1 })).toThrow(/options.maxBytes/)
+    expect(() => new MemoryTier({ weigher: 3 as never })).toThrow(/options.weigher/)
+  })
+
+  it('policy lru behaves exactly like lru-cache', () => {
+    const trace = zipf(20_000, 5_000, 0.8, 7)
+    expect(hitRatio(new MemoryTier({ maxEntries: 300, policy: 'lru' }), trace)).toBeCloseTo(
+      lruRatio(300, trace),
+      6,
+    )
+  })
+})
+
+describe('W-TinyLFU against LRU on generated workloads', () => {
+  it('beats LRU on a Zipf (frequency-heavy) workload', () => {
+    const trace = zipf(200_000, 20_000, 0.9)
+    const tiny = hitRatio(new MemoryTier({ maxEntries: 500 }), trace)
+    const lru = lruRatio(500, trace)
+    expect(tiny).toBeGreaterThan(lru + 5)
+  })
+
+  it('beats LRU by far on a scan-heavy workload', () => {
+    const trace = scanHeavy(100_000)
+    const tiny = hitRatio(new MemoryTier({ maxEntries: 1000 }), trace)
+    const lru = lruRatio(1000, trace)
+    expect(tiny).toBeGreaterThan(lru + 15)
+  })
+
+  it('beats LRU by far on a loop larger than the cache', () => {
+    const trace = loop(600, 100)
+    const tiny = hitRatio(new MemoryTier({ maxEntries: 500 }), trace)
+    const lru = lruRatio(500, trace)
+    expect(lru).toBe(0)
+    expect(tiny).toBeGreaterThan(lru + 15)
+  })
+
+  it('stays within 3 points of LRU on a recency-heavy workload, with the window grown by hill climbing', () => {
+    const trace = recency(300_000)
+    const tier = new MemoryTier({ maxEntries: 500 })
+    const tiny = hitRatio(tier, trace)
+    const lru = lruRatio(500, trace)
+    expect(tiny).toBeGreaterThan(lru - 3)
+    expect(tier.stats().windowCapacity).toBeGreaterThan(5)
+  })
+})
