@@ -144,10 +144,15 @@ async function demo(pnpm) {
 
 const [command = 'test', ...rest] = process.argv.slice(2)
 const pnpm = ensurePnpm()
+if (command === 'pnpm-path') {
+  console.log(pnpm)
+  process.exit(0)
+}
 if (!process.env.AIDE_SKIP_INSTALL) install(pnpm)
+if (command === 'setup') process.exit(0)
 if (command === 'test') process.exit(await test(pnpm, rest))
 else if (command === 'demo') process.exit(await demo(pnpm))
 else {
-  log(`unknown command ${command}; use "test" or "demo"`)
+  log(`unknown command ${command}; use "test", "demo", "setup" or "pnpm-path"`)
   process.exit(2)
 }
