@@ -76,4 +76,4 @@ export {
   supportedPrecisions,
 } from './onnx/backend.js'
 export type { ModelSignature } from './onnx/runtime.js'
-export { PooledTensorAllocator, type TensorAllocator, type TensorLease } from './onnx/tensor.js'
+export { MemoryPoolTensorAllocator, type TensorAllocator, type TensorLease } from './onnx/tensor.js'

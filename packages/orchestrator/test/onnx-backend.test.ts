@@ -207,6 +207,8 @@ describe('dynamic batching', () => {
     }
     expect(after.batches - before.batches).toBe(1)
     expect(after.batchedRows - before.batchedRows).toBe(4)
+    // The stacked batch buffers came from the memory pool and went back to it.
+    expect(backend.stats().allocator).toMatchObject({ inUseBytes: 0 })
     results.forEach((result, i) => {
       const rows = inputs[i]!
       const expected = linearReference(

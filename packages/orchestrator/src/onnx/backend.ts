@@ -25,8 +25,8 @@ import { DynamicBatcher } from './batcher.js'
 import type { Executor, ModelSignature } from './runtime.js'
 import {
   type DenseTensor,
+  MemoryPoolTensorAllocator,
   normalizeTensor,
-  PooledTensorAllocator,
   type TensorAllocator,
 } from './tensor.js'
 
@@ -74,7 +74,7 @@ export interface LocalBackendOptions {
   interOpNumThreads?: number
   /** Clock for the batching delay (a `ManualClock` in tests). */
   clock?: Clock
-  /** Where batch buffers come from. Default: a pooled allocator. */
+  /** Where batch buffers come from. Default: an `@aide/memory-pool` BufferPool owned by the backend. */
   allocator?: TensorAllocator
   /** Aborts loading the model. */
   signal?: AbortSignal
@@ -243,6 +243,7 @@ export function chooseExecutionProvider(
 export class LocalOnnxBackend implements ModelBackend {
   private readonly batcher: DynamicBatcher | undefined
   private readonly allocator: TensorAllocator
+  private readonly ownsAllocator: boolean
   private readonly counters = { requests: 0, errors: 0, cancelled: 0, inFlight: 0 }
   private disposed = false
   private disposing: Promise<void> | undefined
@@ -258,7 +259,8 @@ export class LocalOnnxBackend implements ModelBackend {
     readonly defaultPrecision: Precision,
     options: LocalBackendOptions,
   ) {
-    this.allocator = options.allocator ?? new PooledTensorAllocator()
+    this.ownsAllocator = options.allocator === undefined
+    this.allocator = options.allocator ?? new MemoryPoolTensorAllocator()
     if (options.batching !== false) {
       this.batcher = new DynamicBatcher(
         {
@@ -391,6 +393,7 @@ export class LocalOnnxBackend implements ModelBackend {
       this.disposed = true
       this.batcher?.close(new AideError('E_DISPOSED', `${this.kind}: the backend was disposed`))
       await this.executor.dispose()
+      if (this.ownsAllocator) this.allocator.dispose?.()
     })()
     return this.disposing
   }

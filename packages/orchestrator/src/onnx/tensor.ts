@@ -3,6 +3,7 @@
  * Batch buffers come from a {@link TensorAllocator}, so a pool can back them.
  */
 import { invalidInput } from '@aide/core'
+import { BufferPool, type ElementKind } from '@aide/memory-pool'
 import type { TensorData } from '../backend.js'
 
 /** Typed arrays a tensor may hold. */
@@ -106,6 +107,7 @@ export interface TensorLease {
 export interface TensorAllocator {
   allocate(type: string, length: number): TensorLease
   stats?(): Record<string, unknown>
+  dispose?(): void
 }
 
 /** Plain heap allocation (what the runtime would do anyway). */
@@ -116,50 +118,49 @@ export const heapAllocator: TensorAllocator = {
   },
 }
 
-/**
- * Reuses batch buffers by element type and size class (powers of two), so a
- * steady stream of batches allocates nothing. Buffers are handed out whole
- * and a view of the exact length is returned.
- */
-export class PooledTensorAllocator implements TensorAllocator {
-  private readonly free = new Map<string, TypedArray[]>()
-  private hits = 0
-  private misses = 0
-  private retainedBytes = 0
+const POOL_KINDS: Record<string, ElementKind> = {
+  float32: 'float32',
+  float64: 'float64',
+  float16: 'uint16',
+  int8: 'int8',
+  uint8: 'uint8',
+  int16: 'int16',
+  uint16: 'uint16',
+  int32: 'int32',
+  uint32: 'uint32',
+  int64: 'bigint64',
+  uint64: 'biguint64',
+  bool: 'uint8',
+}
 
-  constructor(private readonly maxRetainedBytes = 64 * 1024 * 1024) {}
+/**
+ * Batch buffers from an `@aide/memory-pool` {@link BufferPool}, so a steady
+ * stream of batches reuses the same memory. Every byte of a batch buffer is
+ * overwritten by stacking, so reuse skips zeroing.
+ */
+export class MemoryPoolTensorAllocator implements TensorAllocator {
+  readonly pool: BufferPool
+  private readonly owned: boolean
+
+  constructor(pool?: BufferPool) {
+    this.owned = pool === undefined
+    this.pool =
+      pool ?? new BufferPool({ name: 'onnx-batches', zeroOnReuse: false, onExhausted: 'unpooled' })
+  }
 
   allocate(type: string, length: number): TensorLease {
-    const Ctor = CONSTRUCTORS[type]!
-    const capacity = 2 ** Math.ceil(Math.log2(Math.max(1, length)))
-    const key = `${type}:${capacity}`
-    const list = this.free.get(key)
-    let buffer = list?.pop()
-    if (buffer) {
-      this.hits++
-      this.retainedBytes -= buffer.byteLength
-    } else {
-      this.misses++
-      buffer = new Ctor(capacity)
-    }
-    const whole = buffer
-    let released = false
-    return {
-      data: whole.subarray(0, length) as TypedArray,
-      release: () => {
-        if (released) return
-        released = true
-        if (this.retainedBytes + whole.byteLength > this.maxRetainedBytes) return
-        this.retainedBytes += whole.byteLength
-        const bucket = this.free.get(key) ?? []
-        bucket.push(whole)
-        this.free.set(key, bucket)
-      },
-    }
+    const handle = this.pool.acquireElements(POOL_KINDS[type]!, length)
+    return { data: handle.view(POOL_KINDS[type]!) as TypedArray, release: () => handle.release() }
   }
 
   stats(): Record<string, unknown> {
-    return { hits: this.hits, misses: this.misses, retainedBytes: this.retainedBytes }
+    const { inUseBytes, freeBytes, hits, misses, highWaterBytes } = this.pool.stats()
+    return { inUseBytes, freeBytes, hits, misses, highWaterBytes }
+  }
+
+  /** Disposes the pool when this allocator created it. */
+  dispose(): void {
+    if (this.owned) this.pool.dispose()
   }
 }
 
