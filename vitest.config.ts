@@ -27,6 +27,14 @@ const projects = roots.flatMap((root) =>
     : [],
 )
 
+// The benchmark report renderer has its own tests.
+if (existsSync('bench/test')) {
+  projects.push({
+    extends: true as const,
+    test: { name: 'bench', root: 'bench', include: ['test/**/*.test.ts'] },
+  })
+}
+
 export default defineConfig({
   resolve: { conditions: ['@aide/source'] },
   ssr: { resolve: { conditions: ['@aide/source'] } },
