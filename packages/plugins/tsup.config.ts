@@ -1,0 +1,3 @@
+import { aidePackageConfig } from '../../scripts/tsup-config.ts'
+
+export default aidePackageConfig()
