@@ -1,0 +1,318 @@
+import { execFileSync } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { isAideError } from '@aide/core'
+import { Redis } from 'ioredis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RedisServer, startRedis } from '../../../scripts/redis.mjs'
+import { createRedisTransport, type RedisTransport, type TransportEvent } from '../src/redis.js'
+import { assertJsonSafe, loadRedis } from '../src/redis-support.js'
+import { until } from './helpers.js'
+
+type Events = {
+  'job.created': { seq: number }
+  'job.note': { text: string; tags?: string[] }
+}
+
+let redis: RedisServer
+let admin: Redis
+let streamCounter = 0
+const open: Array<{ dispose(): Promise<void> }> = []
+
+function nextStream(): string {
+  return `test:${process.pid}:${++streamCounter}`
+}
+
+async function transport(
+  options: { stream?: string; maxLength?: number } = {},
+): Promise<RedisTransport<Events>> {
+  const created = await createRedisTransport<Events>({
+    url: redis.url,
+    stream: options.stream ?? nextStream(),
+    ...(options.maxLength !== undefined ? { maxLength: options.maxLength } : {}),
+  })
+  open.push(created)
+  return created
+}
+
+beforeAll(async () => {
+  redis = await startRedis()
+  admin = new Redis(redis.url)
+})
+
+afterAll(async () => {
+  await Promise.allSettled(open.map((t) => t.dispose()))
+  admin.disconnect()
+  await redis.stop()
+})
+
+describe('redis transport', () => {
+  it('publishes and consumes with the publisher id, type, payload and delivery count, then acknowledges', async () => {
+    const t = await transport()
+    const seen: Array<TransportEvent<Events>> = []
+    const consumer = await t.consume({
+      group: 'g',
+      blockMs: 200,
+      handler: (event) => void seen.push(event),
+    })
+    const published = await t.publish('job.note', { text: 'hi', tags: ['a'] }, { id: 'evt-1' })
+    expect(published.id).toBe('evt-1')
+    await until(() => seen.length === 1)
+    expect(seen[0]).toMatchObject({
+      id: 'evt-1',
+      entryId: published.entryId,
+      type: 'job.note',
+      payload: { text: 'hi', tags: ['a'] },
+      deliveryCount: 1,
+    })
+    expect(seen[0]!.publishedAt).toBeGreaterThan(0)
+    await until(async () => (await t.pending('g')) === 0)
+    expect(consumer.stats()).toMatchObject({ received: 1, acknowledged: 1, failed: 0 })
+    expect(t.stats().published).toBe(1)
+  })
+
+  it('publishBatch writes in order and a concurrency-1 consumer handles in stream order', async () => {
+    const t = await transport()
+    const seqs: number[] = []
+    await t.consume({
+      group: 'ordered',
+      blockMs: 200,
+      batchSize: 7,
+      handler: (event) => {
+        if (event.type === 'job.created') seqs.push((event.payload as { seq: number }).seq)
+      },
+    })
+    const events = Array.from({ length: 100 }, (_, i) => ({
+      type: 'job.created' as const,
+      payload: { seq: i },
+    }))
+    const published = await t.publishBatch(events)
+    expect(new Set(published.map((p) => p.id)).size).toBe(100)
+    await until(() => seqs.length === 100)
+    expect(seqs).toEqual(events.map((e) => e.payload.seq))
+  })
+
+  it('a failing handler is retried through reclaim with a rising delivery count, then dead-lettered', async () => {
+    const t = await transport()
+    const counts: number[] = []
+    const consumer = await t.consume({
+      group: 'retry',
+      blockMs: 100,
+      claimIdleMs: 100,
+      claimIntervalMs: 50,
+      maxDeliveries: 3,
+      handler: (event) => {
+        counts.push(event.deliveryCount)
+        throw new Error('always failing')
+      },
+    })
+    await t.publish('job.created', { seq: 1 }, { id: 'doomed' })
+    await until(async () => (await admin.xlen(t.deadLetterStream)) === 1, 15_000)
+    expect(counts).toEqual([1, 2, 3])
+    const [[, fields]] = (await admin.xrange(t.deadLetterStream, '-', '+')) as [[string, string[]]]
+    expect(fields).toContain('doomed')
+    expect(fields.join(' ')).toContain('delivered 4 times (max 3)')
+    await until(async () => (await t.pending('retry')) === 0)
+    expect(consumer.stats()).toMatchObject({ failed: 3, deadLettered: 1 })
+    expect(consumer.stats().reclaimed).toBeGreaterThanOrEqual(3)
+  })
+
+  it('a handler that recovers is acknowledged on redelivery', async () => {
+    const t = await transport()
+    let attempts = 0
+    const done: string[] = []
+    await t.consume({
+      group: 'flaky',
+      blockMs: 100,
+      claimIdleMs: 100,
+      claimIntervalMs: 50,
+      handler: (event) => {
+        if (++attempts === 1) throw new Error('first try fails')
+        done.push(event.id)
+      },
+    })
+    await t.publish('job.created', { seq: 1 }, { id: 'flaky-1' })
+    await until(() => done.length === 1, 10_000)
+    expect(done).toEqual(['flaky-1'])
+    await until(async () => (await t.pending('flaky')) === 0)
+  })
+
+  it('moves malformed entries to the dead-letter stream', async () => {
+    const t = await transport()
+    const seen: string[] = []
+    const consumer = await t.consume({
+      group: 'malformed',
+      blockMs: 100,
+      handler: (e) => void seen.push(e.id),
+    })
+    await admin.xadd(t.stream, '*', 'garbage', 'yes')
+    await admin.xadd(t.stream, '*', 'id', 'x', 'type', 'job.note', 'data', '{not json')
+    await t.publish('job.note', { text: 'fine' }, { id: 'good' })
+    await until(() => seen.length === 1)
+    await until(async () => (await admin.xlen(t.deadLetterStream)) === 2)
+    expect(seen).toEqual(['good'])
+    expect(consumer.stats().deadLettered).toBe(2)
+    await until(async () => (await t.pending('malformed')) === 0)
+  })
+
+  it('rejects payloads that cannot be serialised, naming the field, and writes nothing', async () => {
+    const t = await transport()
+    const circular: Record<string, unknown> = { a: 1 }
+    circular.self = circular
+    const cases: Array<[unknown, string]> = [
+      [undefined, 'publish: payload'],
+      [{ text: () => 1 }, 'publish: payload.text'],
+      [{ text: 10n }, 'publish: payload.text'],
+      [{ text: Number.NaN }, 'publish: payload.text'],
+      [{ text: new Map() }, 'publish: payload.text'],
+      [{ text: 'x', tags: ['ok', Symbol('no')] }, 'publish: payload.tags[1]'],
+      [circular, 'publish: payload.self'],
+    ]
+    for (const [payload, field] of cases) {
+      const error = await t
+        .publish('job.note', payload as Events['job.note'])
+        .catch((e: unknown) => e)
+      expect(isAideError(error, 'E_INVALID_INPUT'), String(error)).toBe(true)
+      expect((error as { details: { field: string } }).details.field).toBe(field)
+    }
+    await expect(
+      t.publishBatch([
+        { type: 'job.note', payload: { text: 'ok' } },
+        { type: 'job.note', payload: { text: undefined as unknown as string } },
+      ]),
+    ).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      details: { field: 'publishBatch: events[1].payload.text' },
+    })
+    expect(await admin.exists(t.stream)).toBe(0)
+  })
+
+  it('trims the stream to about maxLength', async () => {
+    const t = await transport({ maxLength: 50 })
+    for (let i = 0; i < 10; i++) {
+      await t.publishBatch(
+        Array.from({ length: 100 }, (_, j) => ({
+          type: 'job.created' as const,
+          payload: { seq: i * 100 + j },
+        })),
+      )
+    }
+    const length = await admin.xlen(t.stream)
+    // `MAXLEN ~` trims whole radix-tree nodes (100 entries by default), so allow one node of slack.
+    expect(length).toBeGreaterThanOrEqual(50)
+    expect(length).toBeLessThanOrEqual(150)
+  })
+
+  it('honours cancellation and deadlines; a frozen Redis gives E_TIMEOUT', async () => {
+    const t = await transport()
+    await expect(
+      t.publish('job.created', { seq: 1 }, { signal: AbortSignal.abort() }),
+    ).rejects.toMatchObject({
+      code: 'E_CANCELLED',
+    })
+    redis.pause()
+    try {
+      await expect(t.publish('job.created', { seq: 2 }, { timeoutMs: 200 })).rejects.toMatchObject({
+        code: 'E_TIMEOUT',
+      })
+    } finally {
+      redis.resume()
+    }
+    await expect(t.publish('job.created', { seq: 3 })).resolves.toMatchObject({
+      entryId: expect.any(String),
+    })
+  })
+
+  it('fails to connect with E_UNAVAILABLE and validates its options', async () => {
+    await expect(
+      createRedisTransport({
+        url: 'redis://127.0.0.1:1',
+        stream: 's',
+        redisOptions: { retryStrategy: () => null },
+      }),
+    ).rejects.toMatchObject({ code: 'E_UNAVAILABLE' })
+    await expect(createRedisTransport({ stream: '' })).rejects.toMatchObject({
+      details: { field: 'createRedisTransport: options.stream' },
+    })
+    await expect(createRedisTransport({ stream: 's', maxLength: -1 })).rejects.toMatchObject({
+      details: { field: 'createRedisTransport: options.maxLength' },
+    })
+    const t = await transport()
+    await expect(t.consume({ group: 'g', handler: 'x' as never })).rejects.toMatchObject({
+      details: { field: 'consume: options.handler' },
+    })
+    await expect(
+      t.consume({ group: 'g', handler: () => undefined, batchSize: 0 }),
+    ).rejects.toMatchObject({
+      details: { field: 'consume: options.batchSize' },
+    })
+    await expect(t.pending('missing-group')).rejects.toMatchObject({ code: 'E_NOT_FOUND' })
+  })
+
+  it('dispose stops consumers, is idempotent, and later calls fail with E_DISPOSED', async () => {
+    const t = await transport()
+    const consumer = await t.consume({ group: 'g', blockMs: 5_000, handler: () => undefined })
+    const first = t.dispose()
+    expect(t.dispose()).toBe(first)
+    await first
+    expect(consumer.stats().stopped).toBe(true)
+    await expect(t.publish('job.created', { seq: 1 })).rejects.toMatchObject({ code: 'E_DISPOSED' })
+  })
+
+  it('a consumer stops when its signal aborts, leaving unacknowledged entries pending', async () => {
+    const t = await transport()
+    const controller = new AbortController()
+    let started = false
+    const consumer = await t.consume({
+      group: 'abort',
+      blockMs: 100,
+      signal: controller.signal,
+      handler: (_event, signal) =>
+        new Promise<void>((_resolve, reject) => {
+          started = true
+          signal.addEventListener('abort', () => reject(signal.reason))
+        }),
+    })
+    await t.publish('job.created', { seq: 1 })
+    await until(() => started)
+    controller.abort()
+    await until(() => consumer.stats().stopped)
+    await consumer.dispose()
+    expect(await t.pending('abort')).toBe(1)
+  })
+})
+
+describe('optional peer and serialisation internals', () => {
+  it('reports a missing ioredis as E_UNAVAILABLE saying what to install', async () => {
+    const error = await loadRedis(() =>
+      Promise.reject(new Error("Cannot find package 'ioredis'")),
+    ).catch((e) => e)
+    expect(isAideError(error, 'E_UNAVAILABLE')).toBe(true)
+    expect((error as Error).message).toContain('Install it')
+    await expect(loadRedis(() => Promise.resolve({}))).rejects.toMatchObject({
+      code: 'E_UNAVAILABLE',
+    })
+  })
+
+  it('importing the package root does not load ioredis', () => {
+    const packageDir = join(dirname(fileURLToPath(import.meta.url)), '..')
+    const script = [
+      "const { createRequire } = await import('node:module')",
+      "await import('./src/index.ts')",
+      'const cache = createRequire(import.meta.url).cache',
+      "console.log(Object.keys(cache).some((k) => k.includes('/ioredis/')) ? 'loaded' : 'clean')",
+    ].join(';')
+    const output = execFileSync(
+      process.execPath,
+      ['--conditions=@aide/source', '--import', 'tsx', '--input-type=module', '-e', script],
+      { cwd: packageDir, encoding: 'utf8' },
+    )
+    expect(output.trim()).toBe('clean')
+  })
+
+  it('accepts plain JSON data', () => {
+    expect(() =>
+      assertJsonSafe({ a: [1, 'x', null, true, { b: Object.create(null) }] }, 'payload'),
+    ).not.toThrow()
+  })
+})
