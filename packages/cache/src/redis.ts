@@ -85,9 +85,9 @@ async function loadIoredis(): Promise<RedisConstructor> {
       Redis?: RedisConstructor
       default?: RedisConstructor
     }
-    const constructor = module.Redis ?? module.default
-    if (typeof constructor !== 'function') throw new Error('ioredis has no Redis export')
-    return constructor
+    const RedisClass = module.Redis ?? module.default
+    if (typeof RedisClass !== 'function') throw new Error('ioredis has no Redis export')
+    return RedisClass
   } catch (cause) {
     throw new AideError(
       'E_UNAVAILABLE',

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startRedis } from '../../../scripts/redis.mjs'
+import { type CacheEvents, createCache, type MultiLevelCache } from '../src/cache.ts'
+import { redisTier } from '../src/redis.ts'
+import { until } from './redis-helpers.ts'
+
+let redis: Awaited<ReturnType<typeof startRedis>>
+beforeAll(async () => {
+  redis = await startRedis()
+}, 60_000)
+afterAll(async () => {
+  await redis?.stop()
+})
+
+describe('degradation with a real redis-server killed, paused and restarted during load', () => {
+  it('reads never fail, errors are counted, L2 is circuit-broken, and the cache reconnects', async () => {
+    const events: string[] = []
+    const l2 = await redisTier({ url: redis.url, prefix: 'degrade:', commandTimeoutMs: 300 })
+    const cache: MultiLevelCache<string> = createCache<string>({
+      l1: { maxEntries: 50 },
+      l2,
+      tierTimeoutMs: 400,
+      breaker: { failureThreshold: 2, cooldownMs: 200 },
+      events: { emit: (type: keyof CacheEvents) => events.push(type) },
+    })
+    let reads = 0
+    let failures = 0
+    let running = true
+    const worker = async (offset: number) => {
+      let i = offset
+      while (running) {
+        const key = `k${i++ % 300}`
+        try {
+          const value =
+            i % 3 === 0 ? await cache.get(key) : await cache.getOrSet(key, async () => `v:${key}`)
+          if (value !== undefined && value !== `v:${key}`) failures++
+          reads++
+        } catch {
+          failures++
+        }
+        if (i % 20 === 0) await new Promise((resolve) => setImmediate(resolve))
+      }
+    }
+    const workers = [worker(0), worker(150)]
+    const l2Stats = () => cache.stats().tiers[1]!
+    try {
+      await until(() => reads >= 500 && l2Stats().hits > 0, 30_000, 'healthy load')
+      expect(l2Stats().errors).toBe(0)
+
+      // Killed.
+      await redis.kill()
+      let mark = reads
+      await until(
+        () => reads >= mark + 500 && l2Stats().errors > 0,
+        30_000,
+        'reads with Redis killed',
+      )
+      expect(events).toContain('breaker-open')
+      expect(l2Stats().skipped).toBeGreaterThan(0)
+
+      // Restarted: the client reconnects and L2 serves again.
+      await redis.restart()
+      await until(() => l2.stats().status === 'ready', 30_000, 'reconnect')
+      const hitsBefore = l2Stats().hits
+      await until(
+        () => l2Stats().breaker === 'closed' && l2Stats().hits > hitsBefore,
+        30_000,
+        'L2 hits after restart',
+      )
+      expect(events).toContain('breaker-close')
+      expect(l2.stats().reconnects).toBeGreaterThan(0)
+
+      // Paused (SIGSTOP): commands hang, bounded by the timeouts.
+      const errorsBefore = l2Stats().errors
+      redis.pause()
+      mark = reads
+      await until(
+        () => reads >= mark + 300 && l2Stats().errors > errorsBefore,
+        30_000,
+        'reads with Redis paused',
+      )
+      redis.resume()
+      const hitsAfterPause = l2Stats().hits
+      await until(
+        () => l2Stats().breaker === 'closed' && l2Stats().hits > hitsAfterPause,
+        30_000,
+        'recovery after pause',
+      )
+    } finally {
+      running = false
+      await Promise.all(workers)
+      await cache.dispose()
+    }
+    expect(failures).toBe(0)
+    expect(events).toContain('cache-error')
+  }, 120_000)
+
+  it('a cache created while Redis is down works from L1 and the loader', async () => {
+    const down = await startRedis()
+    await down.kill()
+    const l2 = await redisTier({
+      url: down.url,
+      prefix: 'down:',
+      connectTimeoutMs: 200,
+      commandTimeoutMs: 200,
+    })
+    const cache = createCache<number>({ l2, tierTimeoutMs: 300 })
+    expect(await cache.getOrSet('a', async () => 1)).toBe(1)
+    expect(await cache.get('a')).toBe(1)
+    expect(await cache.get('b')).toBeUndefined()
+    expect(cache.stats().tiers[1]!.errors).toBeGreaterThan(0)
+    await cache.dispose()
+    await down.stop()
+  }, 60_000)
+})
