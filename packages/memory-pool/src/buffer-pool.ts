@@ -702,7 +702,16 @@ export class BufferPool {
       )
     }
     this.#outstanding++
-    return new Handle(this.#returnFunction, bytes, size, NO_CLASS)
+    const handle = new Handle(this.#returnFunction, bytes, size, NO_CLASS)
+    if (this.#registry) {
+      const stack = this.#debug ? new Error('acquired here').stack : undefined
+      this.#registry.register(
+        handle,
+        { classIdx: NO_CLASS, capacity: size, byteLength: size, stack },
+        handle,
+      )
+    }
+    return handle
   }
 
   readonly #returnFunction: ReturnFunction = (handle, bytes) => this.#return(handle, bytes)
@@ -710,8 +719,8 @@ export class BufferPool {
   /** Called by a handle's `release()`. */
   #return(handle: Handle, bytes: Uint8Array): void {
     this.#outstanding--
-    if (handle.classIdx === NO_CLASS) return
     this.#registry?.unregister(handle)
+    if (handle.classIdx === NO_CLASS) return
     const cls = this.#classes[handle.classIdx]!
     const capacity = cls.capacity
     cls.inUse--

@@ -152,6 +152,7 @@ interface DirectoryWatch {
 
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 const DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024
+const KEY_CACHE_SIZE = 4096
 
 /**
  * A workspace's files in memory, loaded on first read, evicted least recently
@@ -180,6 +181,7 @@ export class WorkspaceMemory {
   readonly #loads = new Map<string, Load>()
   readonly #watchers = new Map<string, DirectoryWatch>()
   readonly #listeners = new Set<(change: WorkspaceChange) => void>()
+  readonly #keys = new Map<string, string>()
   #realRoot: Promise<string> | undefined
   #disposed = false
   #resident = 0
@@ -390,6 +392,8 @@ export class WorkspaceMemory {
 
   /** Validates a path and turns it into its key: relative to the root, `/`-separated. */
   #key(path: string, field = 'path'): string {
+    const cached = typeof path === 'string' ? this.#keys.get(path) : undefined
+    if (cached !== undefined) return cached
     assertString(path, field)
     if (path.includes('\0')) throw invalidInput(field, 'must not contain NUL characters')
     const absolute = resolve(this.root, path)
@@ -404,7 +408,11 @@ export class WorkspaceMemory {
         },
       )
     }
-    return sep === '/' ? rel : rel.split(sep).join('/')
+    const key = sep === '/' ? rel : rel.split(sep).join('/')
+    // Resolving paths costs more than the rest of a hot read, so remember recent results.
+    if (this.#keys.size >= KEY_CACHE_SIZE) this.#keys.clear()
+    this.#keys.set(path, key)
+    return key
   }
 
   #realRootPath(): Promise<string> {

@@ -1,0 +1,222 @@
+/**
+ * @aide/memory-pool benchmarks: BufferPool acquire+release against plain
+ * allocation (new Float32Array, Buffer.alloc, Buffer.allocUnsafe), GC time in
+ * a tensor-churn workload, acquire latency percentiles and hit rate, and
+ * WorkspaceMemory hot reads against fs.readFile.
+ *
+ * Run: pnpm --filter @aide/memory-pool bench [-- --quick] [-- --json FILE]
+ * (the script passes --expose-gc so every run starts from a collected heap).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PerformanceObserver, performance } from 'node:perf_hooks'
+import { BenchReport, do_not_optimize, parseBenchArgs, percentile } from '../../../bench/harness.ts'
+import { BufferPool } from '../src/index.ts'
+import { WorkspaceMemory } from '../src/workspace.ts'
+
+const options = parseBenchArgs()
+const report = new BenchReport('memory-pool', options)
+const KiB = 1024
+const MiB = 1024 * KiB
+const collect = (globalThis as { gc?: () => void }).gc ?? (() => undefined)
+
+function label(size: number): string {
+  return size >= MiB ? `${size / MiB}MiB` : `${size / KiB}KiB`
+}
+
+// 1. acquire + release against allocating a fresh buffer each time.
+const zeroing = new BufferPool({ name: 'zeroing', compaction: false })
+const raw = new BufferPool({ name: 'raw', zeroOnReuse: false, compaction: false })
+for (const size of [4 * KiB, 64 * KiB, 1 * MiB, 8 * MiB]) {
+  collect()
+  await report.compareOps(
+    `acquire-release-zeroed-${label(size)}`,
+    { name: 'BufferPool', fn: () => zeroing.acquireExact(size).release() },
+    { name: 'new Float32Array', fn: () => do_not_optimize(new Float32Array(size / 4)) },
+    'pool zeroes the reused bytes; peer gets fresh zeroed memory',
+  )
+  collect()
+  await report.compareOps(
+    `acquire-release-zeroed-${label(size)}`,
+    { name: 'BufferPool', fn: () => zeroing.acquireExact(size).release() },
+    { name: 'Buffer.alloc', fn: () => do_not_optimize(Buffer.alloc(size)) },
+  )
+  collect()
+  await report.compareOps(
+    `acquire-release-unzeroed-${label(size)}`,
+    { name: 'BufferPool', fn: () => raw.acquireExact(size).release() },
+    { name: 'Buffer.allocUnsafe', fn: () => do_not_optimize(Buffer.allocUnsafe(size)) },
+    'zeroOnReuse: false',
+  )
+}
+collect()
+await report.compareOps(
+  'small-bypass-1KiB',
+  { name: 'BufferPool', fn: () => zeroing.acquireExact(1 * KiB).release() },
+  { name: 'new Uint8Array', fn: () => do_not_optimize(new Uint8Array(1 * KiB)) },
+  'below minPooledSize: the pool hands out a fresh buffer',
+)
+
+// 2. Total GC time in a tensor-churn workload (an inference loop's inputs and outputs).
+async function gcTime(
+  step: () => void,
+  iterations: number,
+): Promise<{ gcMs: number; wallMs: number }> {
+  collect()
+  let gcMs = 0
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gcMs += entry.duration
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  const started = performance.now()
+  for (let index = 0; index < iterations; index++) step()
+  const wallMs = performance.now() - started
+  // gc entries are delivered asynchronously.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  observer.disconnect()
+  return { gcMs, wallMs }
+}
+
+if (report.wants('tensor-churn')) {
+  const iterations = options.quick ? 200 : 1000
+  const batch = 4
+  // Preprocessing writes every input element, as an image or token pipeline does.
+  const work = (input: Float32Array, ids: BigInt64Array, output: Float32Array) => {
+    input.fill(0.5)
+    ids.fill(1n)
+    output[output.length - 1] = input[0]! + Number(ids[0])
+  }
+  const naive = () => {
+    work(
+      new Float32Array(batch * 3 * 224 * 224),
+      new BigInt64Array(batch * 512),
+      new Float32Array(batch * 1000),
+    )
+  }
+  for (const zeroOnReuse of [true, false]) {
+    const tensorPool = new BufferPool({ name: 'tensors', compaction: false, zeroOnReuse })
+    const pooled = () => {
+      const input = tensorPool.acquireElements('float32', batch * 3 * 224 * 224)
+      const ids = tensorPool.acquireElements('bigint64', batch * 512)
+      const output = tensorPool.acquireElements('float32', batch * 1000)
+      work(input.float32(), ids.bigint64(), output.float32())
+      input.release()
+      ids.release()
+      output.release()
+    }
+    for (let index = 0; index < 20; index++) pooled()
+    const subject = await gcTime(pooled, iterations)
+    const peer = await gcTime(naive, iterations)
+    const variant = zeroOnReuse ? 'zeroed' : 'unzeroed'
+    report.add({
+      case: `tensor-churn-gc-${variant}`,
+      subject: 'BufferPool',
+      peer: 'new TypedArray',
+      metric: 'gc ms',
+      subjectValue: subject.gcMs,
+      peerValue: peer.gcMs,
+      higherIsBetter: false,
+      note: `${iterations} steps of 2.4MB input + 16KB ids + 16KB output; pool gc time is ${((subject.gcMs / Math.max(peer.gcMs, 1e-9)) * 100).toFixed(1)}% of naive`,
+    })
+    report.add({
+      case: `tensor-churn-wall-${variant}`,
+      subject: 'BufferPool',
+      peer: 'new TypedArray',
+      metric: 'ms',
+      subjectValue: subject.wallMs,
+      peerValue: peer.wallMs,
+      higherIsBetter: false,
+    })
+    tensorPool.dispose()
+  }
+}
+
+// 3. Acquire latency percentiles and hit rate after warm-up, mixed sizes up to 1 MiB.
+if (report.wants('acquire-latency')) {
+  const latencyPool = new BufferPool({ name: 'latency', compaction: false })
+  const sizes = [4 * KiB, 16 * KiB, 64 * KiB, 200 * KiB, 1 * MiB]
+  const rounds = options.quick ? 2_000 : 20_000
+  const live: Array<{ release(): void }> = []
+  for (const size of sizes)
+    for (let index = 0; index < 4; index++) live.push(latencyPool.acquire(size))
+  for (const handle of live.splice(0)) handle.release()
+  const warm = latencyPool.stats()
+  const poolNs: number[] = []
+  const naiveNs: number[] = []
+  collect()
+  for (let round = 0; round < rounds; round++) {
+    const size = sizes[round % sizes.length]!
+    const started = performance.now()
+    const handle = latencyPool.acquire(size)
+    poolNs.push((performance.now() - started) * 1e6)
+    live.push(handle)
+    if (live.length >= 3) live.shift()!.release()
+  }
+  for (const handle of live.splice(0)) handle.release()
+  collect()
+  const kept: Uint8Array[] = []
+  for (let round = 0; round < rounds; round++) {
+    const size = sizes[round % sizes.length]!
+    const started = performance.now()
+    const fresh = new Uint8Array(size)
+    naiveNs.push((performance.now() - started) * 1e6)
+    kept.push(fresh)
+    if (kept.length >= 3) kept.shift()
+  }
+  const after = latencyPool.stats()
+  const hits = after.hits - warm.hits
+  const misses = after.misses - warm.misses
+  report.add({
+    case: 'acquire-p99.9-upto-1MiB',
+    subject: 'BufferPool',
+    peer: 'new Uint8Array',
+    metric: 'p99.9 µs',
+    subjectValue: percentile(poolNs, 99.9) / 1000,
+    peerValue: percentile(naiveNs, 99.9) / 1000,
+    higherIsBetter: false,
+    note: `p50 ${(percentile(poolNs, 50) / 1000).toFixed(2)} µs vs ${(percentile(naiveNs, 50) / 1000).toFixed(2)} µs`,
+  })
+  report.add({
+    case: 'hit-rate-after-warmup',
+    subject: 'BufferPool',
+    peer: 'target 99%',
+    metric: 'hit rate',
+    subjectValue: hits / (hits + misses),
+    peerValue: 0.99,
+    higherIsBetter: true,
+    note: `${hits} hits, ${misses} misses`,
+  })
+  latencyPool.dispose()
+}
+
+// 4. WorkspaceMemory hot reads against reading the file each time.
+if (report.wants('workspace-hot-read')) {
+  const root = mkdtempSync(join(tmpdir(), 'aide-bench-workspace-'))
+  try {
+    mkdirSync(join(root, 'src'))
+    const files = Array.from({ length: 50 }, (_, index) => `src/file${index}.ts`)
+    for (const file of files)
+      writeFileSync(join(root, file), `export const value = ${'1'.repeat(8 * KiB)}\n`)
+    const memory = new WorkspaceMemory({ root })
+    await memory.prefetch(files)
+    let next = 0
+    await report.compareOps(
+      'workspace-hot-read-8KiB',
+      { name: 'WorkspaceMemory', fn: () => memory.read(files[next++ % files.length]!) },
+      {
+        name: 'fs.readFile',
+        fn: () => readFile(join(root, files[next++ % files.length]!), 'utf8'),
+      },
+      '50 files of 8 KiB, utf8 text',
+    )
+    memory.dispose()
+  } finally {
+    rmSync(root, { recursive: true, force: true })
+  }
+}
+
+zeroing.dispose()
+raw.dispose()
+report.summary()
