@@ -21,8 +21,10 @@ import {
   type EventSink,
   invalidInput,
   type Logger,
+  type Meter,
   noopEventSink,
   noopLogger,
+  noopMeter,
   systemClock,
   type TimerHandle,
   throwIfAborted,
@@ -116,6 +118,11 @@ export interface PluginHostOptions {
   logger?: Logger
   /** Clock for the per-call time limit (default: the system clock). */
   clock?: Clock
+  /**
+   * Metrics: `aide_plugin_calls_total{plugin,outcome}` (outcome `ok`, `error`,
+   * `timeout`, `cancelled`) and `aide_plugin_call_duration_seconds{plugin}`.
+   */
+  meter?: Meter
 }
 
 /** Events the host emits. */
@@ -375,6 +382,14 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
   const events = options.events ?? noopEventSink
   const logger = options.logger ?? noopLogger
   const clock = options.clock ?? systemClock
+  const meter = options.meter ?? noopMeter
+  const callCounter = meter.counter('aide_plugin_calls_total', {
+    help: 'Plugin calls by plugin and outcome',
+  })
+  const callDuration = meter.histogram('aide_plugin_call_duration_seconds', {
+    help: 'Duration of successful plugin calls',
+    unit: 'seconds',
+  })
   const maxPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES)
   const slots = new Map<string, Slot>()
   const countedFailures = new WeakSet<object>()
@@ -743,9 +758,13 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
         if (error) {
           slot.counts.errors++
           countedFailures.add(error)
+          callCounter.inc(1, { plugin: pluginId, outcome: outcomeOf(error) })
           rejectPromise(error)
         } else {
-          slot.recordLatency(performance.now() - started)
+          const elapsed = performance.now() - started
+          slot.recordLatency(elapsed)
+          callCounter.inc(1, { plugin: pluginId, outcome: 'ok' })
+          callDuration.observe(elapsed / 1000, { plugin: pluginId })
           resolvePromise(output!)
         }
       }
@@ -835,6 +854,7 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       // Failures while running were counted by execute(); count the ones that ended a wait.
       if (!countedFailures.has(error as object)) {
         slot.counts.errors++
+        callCounter.inc(1, { plugin: pluginId, outcome: outcomeOf(error) })
         if (isAideError(error) && error.code === 'E_CANCELLED') slot.counts.cancellations++
       }
       throw error
@@ -1056,6 +1076,12 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
     },
   }
   return host
+}
+
+function outcomeOf(error: unknown): 'error' | 'timeout' | 'cancelled' {
+  if (isAideError(error) && error.code === 'E_TIMEOUT') return 'timeout'
+  if (isAideError(error) && error.code === 'E_CANCELLED') return 'cancelled'
+  return 'error'
 }
 
 function isAideError(value: unknown): value is AideError {

@@ -85,6 +85,7 @@ describe('shipped audit rules', () => {
   it('finds SQL built by concatenation or interpolation', async () => {
     const text = [
       'db.query("SELECT * FROM users WHERE id = " + userId)',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the audited source contains a template literal
       "const q = `DELETE FROM orders WHERE ref = '${ref}'`",
       "db.run('UPDATE accounts SET balance = ' + amount + ' WHERE id = 1')",
     ].join('\n')

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Logger } from '@aide/core'
+import { InMemoryMeter, type Logger } from '@aide/core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createPluginHost, type PluginHost } from '../src/index.js'
 import { fixture, LIMITS_ENTRIES, manifestFor, writePluginDir } from './helpers.js'
@@ -153,10 +153,15 @@ describe('loading', () => {
 describe('limits', () => {
   it('stops a runaway loop, respawns the worker and stays healthy', async () => {
     const { events, sink } = recorder()
-    const host = newHost({ limits: { timeoutMs: 500 }, events: sink })
+    const meter = new InMemoryMeter()
+    const host = newHost({ limits: { timeoutMs: 500 }, events: sink, meter })
     await host.load(limitsSource())
     await expect(host.call('test.limits', 'spin', '')).rejects.toMatchObject({ code: 'E_TIMEOUT' })
     expect(text(await host.call('test.limits', 'echo', 'still alive'))).toBe('still alive')
+    expect(
+      meter.value('aide_plugin_calls_total', { plugin: 'test.limits', outcome: 'timeout' }),
+    ).toBe(1)
+    expect(meter.value('aide_plugin_calls_total', { plugin: 'test.limits', outcome: 'ok' })).toBe(1)
     const stats = host.stats().plugins['test.limits']!
     expect(stats).toMatchObject({ calls: 2, errors: 1, timeouts: 1, respawns: 1, inFlight: 0 })
     expect(events.map((e) => e.type)).toContain('plugin-timeout')
