@@ -211,9 +211,13 @@ function costOf(model: ModelConfig, usage: Usage): number {
 
 interface Flight {
   promise: Promise<RunResult>
-  controller: AbortController
+  controller: AbortController | undefined
   waiters: number
+  settled: boolean
 }
+
+/** A signal that never aborts, shared by requests nothing can cancel. */
+const NEVER_ABORTED = new AbortController().signal
 
 interface Tenant {
   bucket: TokenBucket | undefined
@@ -403,13 +407,22 @@ export class Orchestrator {
     if (flight) {
       this.#shared++
     } else {
-      const controller = new AbortController()
-      const created: Flight = { controller, waiters: 0, promise: Promise.resolve() as never }
+      // A first caller with no signal and no deadline never leaves early, so the
+      // shared work can never need stopping: skip the controller (hot path).
+      const controller =
+        request.signal || timeoutMs !== undefined ? new AbortController() : undefined
+      const created: Flight = {
+        controller,
+        waiters: 0,
+        settled: false,
+        promise: Promise.resolve() as never,
+      }
       created.promise = this.#deadline(
-        { signal: controller.signal },
+        { signal: controller?.signal },
         timeoutMs,
         (signal, deadlineAt) => this.#cached(key, request, signal, deadlineAt),
       ).finally(() => {
+        created.settled = true
         if (this.#inFlight.get(key) === created) this.#inFlight.delete(key)
       })
       // Waiters handle the outcome; this keeps an abandoned flight from being an unhandled rejection.
@@ -430,8 +443,9 @@ export class Orchestrator {
         : joined.promise
     return waiting.finally(() => {
       // The last caller to leave stops the shared work.
-      if (--joined.waiters === 0)
+      if (--joined.waiters === 0 && !joined.settled && joined.controller) {
         joined.controller.abort(cancelledError(undefined, 'orchestrator: request'))
+      }
     })
   }
 
@@ -442,6 +456,14 @@ export class Orchestrator {
   ): Promise<T> {
     const deadlineAt =
       timeoutMs === undefined ? Number.POSITIVE_INFINITY : this.#clock.now() + timeoutMs
+    if (!options.signal && timeoutMs === undefined) {
+      // Nothing can cancel it: skip withDeadline's bookkeeping on the hot path.
+      try {
+        return task(NEVER_ABORTED, deadlineAt)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
     return withDeadline((signal) => task(signal, deadlineAt), {
       signal: options.signal,
       timeoutMs,
@@ -993,8 +1015,9 @@ export class Orchestrator {
   dispose(): Promise<void> {
     if (this.#disposed) return this.#disposed
     for (const timer of this.#timers) this.#clock.clearTimer(timer)
-    for (const flight of this.#inFlight.values())
-      flight.controller.abort(new AideError('E_DISPOSED', 'orchestrator: disposed'))
+    for (const flight of this.#inFlight.values()) {
+      flight.controller?.abort(new AideError('E_DISPOSED', 'orchestrator: disposed'))
+    }
     const backends = new Set(this.#models.map((m) => m.config.backend))
     this.#disposed = Promise.allSettled(
       [...backends].map(async (backend) => backend.dispose?.()),
