@@ -191,7 +191,9 @@ export class ModelRuntime {
           }) as IBackoffFactory<IRetryBackoffContext<unknown>>,
         ),
       },
-    ).dangerouslyUnref()
+    )
+    // The backoff timer stays ref'd on purpose: it is part of a call someone awaits,
+    // and an unref'd one lets a script exit mid-retry with its await unsettled.
     this.bucket = config.rateLimit ? new TokenBucket(config.rateLimit, clock) : undefined
   }
 

@@ -31,6 +31,8 @@ export interface ReceivedRequest {
   scenario: string
   authorization: string | undefined
   body: Record<string, unknown>
+  /** `performance.now()` when the request arrived. */
+  at: number
 }
 
 export interface FakeProvider {
@@ -111,7 +113,12 @@ export async function startFakeProvider(): Promise<FakeProvider> {
     } catch {
       body = {}
     }
-    requests.push({ scenario, authorization: req.headers.authorization, body })
+    requests.push({
+      scenario,
+      authorization: req.headers.authorization,
+      body,
+      at: performance.now(),
+    })
     const n = (counts.get(scenario) ?? 0) + 1
     counts.set(scenario, n)
     const stream = body.stream === true

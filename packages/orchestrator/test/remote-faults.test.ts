@@ -143,8 +143,10 @@ describe('remote provider: each fault', () => {
     const result = await orchestrator.run({ task: 'chat', input: chat })
     expect(result.model).toBe('flaky')
     expect(result.attempts.map((a) => a.code ?? a.outcome)).toEqual(['E_LIMIT', 'success'])
-    const times = provider.requests.filter((r) => r.scenario === 'flaky-429')
+    const times = provider.requests.filter((r) => r.scenario === 'flaky-429').map((r) => r.at)
     expect(times).toHaveLength(2)
+    // The provider asked for 300 ms (retry-after-ms); the default backoff alone is ~100 ms.
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(290)
   })
 
   it('HTTP 429 with a long Retry-After fails over at once instead of waiting', async () => {
