@@ -1,68 +1,17 @@
 /**
  * `@aide/orchestrator/onnx`: a local ONNX model as a {@link ModelBackend} on
- * onnxruntime-node (an optional peer, loaded on first use).
+ * onnxruntime-node (an optional peer, loaded on first use), plus the shipped
+ * code-completion model.
  *
  * @packageDocumentation
  */
-import { assertNumber, assertOneOf } from '@aide/core'
-import {
-  chooseExecutionProvider,
-  type LocalBackendOptions,
-  type LocalOnnxBackend,
-  prepareModel,
-  startLocalBackend,
-  validateLocalOptions,
-} from './onnx/backend.js'
-import { InlineExecutor, loadOnnxRuntimeNode } from './onnx/runtime.js'
-import { WorkerExecutor } from './onnx/worker-executor.js'
+import type { ModelBackend } from './backend.js'
 
-/** Options of {@link createOnnxBackend}. */
-export interface OnnxBackendOptions extends LocalBackendOptions {
-  /**
-   * Where `session.run` executes. `'worker'` (default) runs sessions in
-   * worker threads (piscina), because onnxruntime-node's `session.run`
-   * blocks the event loop for the whole inference; `'inline'` runs them on
-   * the calling thread (lowest overhead, blocks the event loop).
-   */
-  execution?: 'worker' | 'inline'
-  /** Worker threads when `execution` is `'worker'`. Default 1. */
-  workerThreads?: number
-}
-
-/** Execution providers this onnxruntime-node build offers (e.g. `['cpu']`). */
-export async function listExecutionProviders(): Promise<string[]> {
-  const ort = await loadOnnxRuntimeNode()
-  return (ort.listSupportedBackends?.() ?? [{ name: 'cpu' }]).map((b) => b.name)
-}
-
-/**
- * Loads a model (path or bytes, optionally several precision variants) into
- * onnxruntime-node sessions and returns it as a model backend. One session
- * per variant (per worker) is kept until `dispose()`.
- */
-export async function createOnnxBackend(options: OnnxBackendOptions): Promise<LocalOnnxBackend> {
-  validateLocalOptions(options)
-  const execution = options.execution ?? 'worker'
-  assertOneOf(execution, 'options.execution', ['worker', 'inline'])
-  const threads = options.workerThreads ?? 1
-  assertNumber(threads, 'options.workerThreads', { min: 1, max: 64, integer: true })
-  const prepared = await prepareModel(options)
-  const ort = await loadOnnxRuntimeNode()
-  const available = (ort.listSupportedBackends?.() ?? [{ name: 'cpu' }]).map((b) => b.name)
-  const provider = chooseExecutionProvider(options.executionProviders ?? ['cpu'], available)
-  const settings = {
-    executionProviders: [provider],
-    intraOpNumThreads: options.intraOpNumThreads ?? 1,
-    interOpNumThreads: options.interOpNumThreads ?? 1,
-  }
-  const models = prepared.models as Record<string, Uint8Array>
-  const executor =
-    execution === 'worker'
-      ? new WorkerExecutor(models, settings, threads)
-      : new InlineExecutor(ort, models, settings)
-  return startLocalBackend('onnx', options, prepared, executor, provider, available)
-}
-
+export {
+  type DefaultCompletionModelOptions,
+  type LoadedCompletionModel,
+  loadDefaultCompletionModel,
+} from './local/default-model.js'
 export {
   type BatchingOptions,
   choosePrecision,
@@ -75,5 +24,11 @@ export {
   type Precision,
   supportedPrecisions,
 } from './onnx/backend.js'
+export {
+  createOnnxBackend,
+  listExecutionProviders,
+  type OnnxBackendOptions,
+} from './onnx/node-backend.js'
 export type { ModelSignature } from './onnx/runtime.js'
 export { MemoryPoolTensorAllocator, type TensorAllocator, type TensorLease } from './onnx/tensor.js'
+export type { ModelBackend }

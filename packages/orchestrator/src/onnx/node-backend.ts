@@ -1,0 +1,61 @@
+/**
+ * The onnxruntime-node backend factory (re-exported by `@aide/orchestrator/onnx`).
+ */
+import { assertNumber, assertOneOf } from '@aide/core'
+import {
+  chooseExecutionProvider,
+  type LocalBackendOptions,
+  type LocalOnnxBackend,
+  prepareModel,
+  startLocalBackend,
+  validateLocalOptions,
+} from './backend.js'
+import { InlineExecutor, loadOnnxRuntimeNode } from './runtime.js'
+import { WorkerExecutor } from './worker-executor.js'
+
+/** Options of {@link createOnnxBackend}. */
+export interface OnnxBackendOptions extends LocalBackendOptions {
+  /**
+   * Where `session.run` executes. `'worker'` (default) runs sessions in
+   * worker threads (piscina), because onnxruntime-node's `session.run`
+   * blocks the event loop for the whole inference; `'inline'` runs them on
+   * the calling thread (lowest overhead, blocks the event loop).
+   */
+  execution?: 'worker' | 'inline'
+  /** Worker threads when `execution` is `'worker'`. Default 1. */
+  workerThreads?: number
+}
+
+/** Execution providers this onnxruntime-node build offers (e.g. `['cpu']`). */
+export async function listExecutionProviders(): Promise<string[]> {
+  const ort = await loadOnnxRuntimeNode()
+  return (ort.listSupportedBackends?.() ?? [{ name: 'cpu' }]).map((b) => b.name)
+}
+
+/**
+ * Loads a model (path or bytes, optionally several precision variants) into
+ * onnxruntime-node sessions and returns it as a model backend. One session
+ * per variant (per worker) is kept until `dispose()`.
+ */
+export async function createOnnxBackend(options: OnnxBackendOptions): Promise<LocalOnnxBackend> {
+  validateLocalOptions(options)
+  const execution = options.execution ?? 'worker'
+  assertOneOf(execution, 'options.execution', ['worker', 'inline'])
+  const threads = options.workerThreads ?? 1
+  assertNumber(threads, 'options.workerThreads', { min: 1, max: 64, integer: true })
+  const prepared = await prepareModel(options)
+  const ort = await loadOnnxRuntimeNode()
+  const available = (ort.listSupportedBackends?.() ?? [{ name: 'cpu' }]).map((b) => b.name)
+  const provider = chooseExecutionProvider(options.executionProviders ?? ['cpu'], available)
+  const settings = {
+    executionProviders: [provider],
+    intraOpNumThreads: options.intraOpNumThreads ?? 1,
+    interOpNumThreads: options.interOpNumThreads ?? 1,
+  }
+  const models = prepared.models as Record<string, Uint8Array>
+  const executor =
+    execution === 'worker'
+      ? new WorkerExecutor(models, settings, threads)
+      : new InlineExecutor(ort, models, settings)
+  return startLocalBackend('onnx', options, prepared, executor, provider, available)
+}
