@@ -88,6 +88,16 @@ describe('remote provider: happy path', () => {
     const last = provider.requests.at(-1)!
     expect(last.authorization).toBe(`Bearer ${KEY}`)
     expect(last.body.model).toBe('a')
+    await orchestrator.run({
+      task: 'chat',
+      input: { prompt: 'Plain prompt', maxTokens: 5, temperature: 0.5, stop: ['\n'] },
+    })
+    expect(provider.requests.at(-1)!.body).toMatchObject({
+      messages: [{ role: 'user', content: 'Plain prompt' }],
+      max_tokens: 5,
+      temperature: 0.5,
+      stop: ['\n'],
+    })
     await orchestrator.dispose()
   })
 

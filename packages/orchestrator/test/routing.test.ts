@@ -437,4 +437,69 @@ describe('results, cache and shared requests', () => {
     }
     await expect.poll(() => seenSignal?.aborted).toBe(true)
   })
+
+  it('stream rejects bad requests with E_INVALID_INPUT on first iteration', async () => {
+    const orchestrator = createOrchestrator({ models: [model('a')] })
+    const error = await rejection(
+      (async () => {
+        for await (const _ of orchestrator.stream({ task: '', input })) {
+          // never reached
+        }
+      })(),
+    )
+    expect(error.code).toBe('E_INVALID_INPUT')
+    expect(error.details.field).toBe('request.task')
+  })
+
+  it('restart mode with no model left rejects with E_MODEL and the partial text', async () => {
+    const backend = mockBackend({ reply: 'unused' })
+    backend.stream = async function* () {
+      yield { type: 'delta' as const, text: 'half an ' }
+      throw unavailableError('connection reset')
+    }
+    const orchestrator = createOrchestrator({
+      models: [model('only', { backend })],
+      onPartialFailure: 'restart',
+    })
+    const error = await rejection(
+      (async () => {
+        for await (const _ of orchestrator.stream({ task: 'chat', input })) {
+          // consume
+        }
+      })(),
+    )
+    expect(error.code).toBe('E_MODEL')
+    expect(error.details.partialText).toBe('half an ')
+  })
+
+  it('a custom backend stream that ends without done is a failure, not a short answer', async () => {
+    const backend = mockBackend({ reply: 'unused' })
+    backend.stream = async function* () {
+      yield { type: 'delta' as const, text: 'cut' }
+    }
+    const orchestrator = createOrchestrator({ models: [model('only', { backend })] })
+    const error = await rejection(
+      (async () => {
+        for await (const part of orchestrator.stream({ task: 'chat', input })) {
+          if (part.type === 'done') throw new Error('reported a cut answer as complete')
+        }
+      })(),
+    )
+    expect(error.code).toBe('E_MODEL')
+    expect(error.details.partialText).toBe('cut')
+  })
+
+  it('a strategy that chooses nothing gives E_UNAVAILABLE; one that throws gives an AideError', async () => {
+    const empty = createOrchestrator({ models: [model('a')], strategy: () => [] })
+    expect((await rejection(empty.run({ task: 'chat', input }))).code).toBe('E_UNAVAILABLE')
+    const throwing = createOrchestrator({
+      models: [model('a')],
+      strategy: () => {
+        throw new Error('strategy bug')
+      },
+    })
+    const error = await rejection(throwing.run({ task: 'chat', input }))
+    expect(error.code).toBe('E_INTERNAL')
+    expect(error.message).toContain('strategy bug')
+  })
 })
