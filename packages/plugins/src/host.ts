@@ -51,6 +51,7 @@ import {
   rangesIntersect,
   type TextDocument,
 } from './documents.js'
+import { type PluginInstance, startIsolatedPlugin } from './isolated-worker.js'
 import {
   checkCompatibility,
   MANIFEST_FILE,
@@ -63,7 +64,6 @@ import type { PluginRegistry } from './registry.js'
 import { capMemory, WASM_PAGE_BYTES } from './wasm.js'
 
 type ExtismModule = typeof import('@extism/extism')
-type ExtismPlugin = Awaited<ReturnType<ExtismModule['createPlugin']>>
 type CallContext = import('@extism/extism').CallContext
 
 let extismLoading: Promise<ExtismModule> | undefined
@@ -271,7 +271,7 @@ export interface PluginHost {
 }
 
 interface Instance {
-  plugin: ExtismPlugin
+  plugin: PluginInstance
   busy: boolean
 }
 
@@ -308,7 +308,7 @@ class Slot {
     readonly granted: GrantedCapabilities,
     readonly denied: string[],
     readonly module: WasmModule,
-    readonly spawn: () => Promise<ExtismPlugin>,
+    readonly spawn: () => Promise<PluginInstance>,
   ) {}
 
   recordLatency(ms: number): void {
@@ -439,7 +439,7 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
           }
         })
         if (!realRoots.some((allowed) => isWithin(allowed, real))) return 0n
-        return context.store(readFileSync(real))
+        return context.store(new Uint8Array(readFileSync(real)))
       } catch {
         return 0n
       }
@@ -559,30 +559,64 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
     verifyIntegrity(manifest, bytes)
     const { granted, denied } = grantCapabilities(manifest.capabilities, policy)
     const module = await compileChecked(manifest, bytes, granted)
-    const extism = await loadExtism()
-    const usesWasi = Wasm.Module.imports(module).some((i) => i.module === 'wasi_snapshot_preview1')
-    const needsUserFunctions = Wasm.Module.imports(module).some(
-      (i) => i.module === 'extism:host/user',
+    const imports = Wasm.Module.imports(module)
+    const usesWasi = imports.some((i) => i.module === 'wasi_snapshot_preview1')
+    const needsReadFile = imports.some(
+      (i) => i.module === 'extism:host/user' && i.name === 'aide_read_file',
     )
-    const spawn = () =>
-      extism.createPlugin(
-        { wasm: [{ module: module as never }] },
-        {
-          useWasi: usesWasi,
-          runInWorker: isolation === 'worker',
-          config: granted.config,
-          allowedHosts: granted.http,
-          allowedPaths: {},
-          logger: pluginLogger(logger, manifest.id, granted.log),
-          functions: needsUserFunctions
-            ? { 'extism:host/user': { aide_read_file: readFileFunction(granted) } }
-            : undefined,
-        },
+    const pluginLog = pluginLogger(logger, manifest.id, granted.log)
+    const extism = isolation === 'in-thread' ? await loadExtism() : undefined
+    const spawn = (): Promise<PluginInstance> =>
+      extism
+        ? extism.createPlugin(
+            { wasm: [{ module: module as never }] },
+            {
+              useWasi: usesWasi,
+              runInWorker: false,
+              config: granted.config,
+              allowedHosts: granted.http,
+              allowedPaths: {},
+              logger: pluginLog,
+              functions: needsReadFile
+                ? { 'extism:host/user': { aide_read_file: readFileFunction(granted) } }
+                : undefined,
+            },
+          )
+        : startIsolatedPlugin({
+            module,
+            useWasi: usesWasi,
+            config: granted.config,
+            allowedHosts: granted.http,
+            workspace: policy.workspace
+              ? { root: policy.workspace.root, read: granted.workspaceRead }
+              : undefined,
+            needsReadFile,
+            onLog: granted.log
+              ? (level, message) => {
+                  const method =
+                    (['trace', 'debug', 'info', 'warn', 'error'] as const).find(
+                      (m) => m === level,
+                    ) ?? 'info'
+                  ;(pluginLog as unknown as Record<string, (line: string) => void>)[method]!(
+                    message,
+                  )
+                }
+              : undefined,
+          })
+    const starting = spawn()
+    let first: PluginInstance
+    try {
+      first = await withDeadline(() => starting, {
+        ...loadOptions,
+        label: `plugins: loading ${manifest.id}`,
+      })
+    } catch (error) {
+      starting.then(
+        (instance) => instance.close(),
+        () => undefined,
       )
-    const first = await withDeadline(() => spawn(), {
-      ...loadOptions,
-      label: `plugins: loading ${manifest.id}`,
-    })
+      throw toAideError(error, 'E_PLUGIN')
+    }
     if (disposed) {
       await first.close()
       throw new AideError('E_DISPOSED', 'plugins: the host was disposed while loading')

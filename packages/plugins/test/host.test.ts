@@ -389,3 +389,32 @@ describe('lifecycle', () => {
     expect(text(await host.call('test.limits', 'echo', 'in thread'))).toBe('in thread')
   })
 })
+
+describe('worker isolation', () => {
+  it('runs worker plugins in a process started with --enable-source-maps', async () => {
+    // Extism's own runInWorker crashes the host under --enable-source-maps on Node 20;
+    // the host's worker must not. Run a child process with the flag and the tsx loader.
+    const { execFile } = await import('node:child_process')
+    const { promisify } = await import('node:util')
+    const script = join(scratch, 'source-maps-child.mts')
+    await writeFile(
+      script,
+      [
+        `import { createPluginHost } from ${JSON.stringify(join(import.meta.dirname, '..', 'src', 'index.ts'))}`,
+        `import { fixture, manifestFor } from ${JSON.stringify(join(import.meta.dirname, 'helpers.ts'))}`,
+        "const wasm = await fixture('limits')",
+        "const host = createPluginHost({ hostApiVersion: '1.0.0' })",
+        'await host.load({ manifest: manifestFor(wasm), wasm })',
+        "const out = await host.call('test.limits', 'echo', 'mapped')",
+        'console.log(`result:${new TextDecoder().decode(out)}:${process.sourceMapsEnabled}`)',
+        'await host.dispose()',
+      ].join('\n'),
+    )
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--enable-source-maps', '--conditions=@aide/source', '--import', 'tsx', script],
+      { cwd: join(import.meta.dirname, '..'), timeout: 60_000 },
+    )
+    expect(stdout).toContain('result:mapped:true')
+  }, 90_000)
+})

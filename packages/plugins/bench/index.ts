@@ -1,0 +1,180 @@
+/**
+ * @aide/plugins benchmarks, against raw @extism/extism in the same run:
+ * - call overhead of `host.call` against a raw Extism `plugin.call`, in-thread and in a worker;
+ * - load time (verify, cap memory, compile, start) against a raw `createPlugin`, warm, plus the cold first load;
+ * - how quickly a runaway call is stopped, against the target of timeout + 50 ms;
+ * - registry search p95 over 1,000 manifests, against the 10 ms target.
+ *
+ *   pnpm --filter @aide/plugins bench -- [--json out.jsonl] [--quick]
+ */
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import createPlugin from '@extism/extism'
+import { BenchReport, percentile } from '../../../bench/harness.ts'
+import { compileWat, packageDir } from '../scripts/build-plugins.mjs'
+import { createPluginHost, openPluginRegistry, sha256Hex } from '../src/index.ts'
+
+const report = new BenchReport('plugins')
+const quick = report.options.quick
+const wasm = await compileWat(
+  await readFile(join(packageDir, 'test', 'fixtures', 'limits.wat'), 'utf8'),
+)
+const manifest = {
+  id: 'bench.limits',
+  version: '1.0.0',
+  hostApi: '^1.0.0',
+  wasm: { path: 'plugin.wasm', sha256: sha256Hex(wasm) },
+  entries: ['echo', 'spin'].map((name) => ({ kind: 'command', export: name, command: name })),
+}
+const input = 'x'.repeat(256)
+
+async function timeMs(fn: () => Promise<unknown>, runs: number): Promise<number[]> {
+  const samples: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now()
+    await fn()
+    samples.push(performance.now() - started)
+  }
+  return samples
+}
+
+// Cold: the first load in this process (imports Extism, first compile, first worker).
+{
+  const started = performance.now()
+  const host = createPluginHost({ hostApiVersion: '1.0.0' })
+  await host.load({ manifest, wasm })
+  console.log(
+    `plugins      cold first load (worker, incl. importing @extism/extism): ${(performance.now() - started).toFixed(1)} ms`,
+  )
+  await host.dispose()
+}
+
+for (const isolation of ['in-thread', 'worker'] as const) {
+  const host = createPluginHost({ hostApiVersion: '1.0.0', isolation })
+  await host.load({ manifest, wasm })
+  const raw = await createPlugin(
+    { wasm: [{ data: wasm }] },
+    { useWasi: false, runInWorker: isolation === 'worker' },
+  )
+  await report.compareOps(
+    `call-overhead-${isolation}`,
+    { name: '@aide/plugins host.call', fn: () => host.call('bench.limits', 'echo', input) },
+    { name: 'raw @extism/extism call', fn: () => raw.call('echo', input) },
+    '256-byte echo',
+  )
+  await raw.close()
+  await host.dispose()
+
+  if (report.wants(`load-warm-${isolation}`)) {
+    const runs = quick ? 5 : 20
+    const subject = await timeMs(async () => {
+      const loader = createPluginHost({ hostApiVersion: '1.0.0', isolation })
+      await loader.load({ manifest, wasm })
+      await loader.dispose()
+    }, runs)
+    const peer = await timeMs(async () => {
+      const plugin = await createPlugin(
+        { wasm: [{ data: wasm }] },
+        { useWasi: false, runInWorker: isolation === 'worker' },
+      )
+      await plugin.close()
+    }, runs)
+    report.add({
+      case: `load-warm-${isolation}`,
+      subject: '@aide/plugins host.load',
+      peer: 'raw createPlugin',
+      metric: 'p50 ms',
+      subjectValue: percentile(subject, 50),
+      peerValue: percentile(peer, 50),
+      higherIsBetter: false,
+      note: `${runs} loads; host adds sha256, manifest checks, memory cap, compile`,
+    })
+  }
+}
+
+if (report.wants('runaway-stop')) {
+  const timeoutMs = 200
+  const host = createPluginHost({ hostApiVersion: '1.0.0', limits: { timeoutMs } })
+  await host.load({ manifest, wasm })
+  const samples = await timeMs(
+    () => host.call('bench.limits', 'spin', '').catch(() => undefined),
+    quick ? 3 : 10,
+  )
+  report.add({
+    case: 'runaway-stop',
+    subject: '@aide/plugins (timeout 200 ms)',
+    peer: 'target: timeout + 50 ms',
+    metric: 'max ms to reject',
+    subjectValue: Math.max(...samples),
+    peerValue: timeoutMs + 50,
+    higherIsBetter: false,
+    note: `${samples.length} runaway calls; worker killed and respawned each time`,
+  })
+  await host.dispose()
+}
+
+if (report.wants('registry-search')) {
+  const dir = await mkdtemp(join(tmpdir(), 'aide-plugins-bench-'))
+  const words = [
+    'security',
+    'lint',
+    'format',
+    'sql',
+    'secrets',
+    'docs',
+    'rust',
+    'python',
+    'typescript',
+    'test',
+  ]
+  const plugins: Record<string, { current: string; previous: string[]; enabled: boolean }> = {}
+  for (let i = 0; i < 1000; i++) {
+    const id = `bench.plugin-${i}`
+    const folder = join(dir, 'plugins', id, '1.0.0')
+    await mkdir(folder, { recursive: true })
+    await writeFile(
+      join(folder, 'aide-plugin.json'),
+      JSON.stringify({
+        ...manifest,
+        id,
+        name: `Plugin ${i} ${words[i % words.length]}`,
+        description: `Checks ${words[(i * 7) % words.length]} and ${words[(i * 3) % words.length]} issues in projects number ${i}`,
+        keywords: [words[i % words.length], words[(i + 3) % words.length]],
+      }),
+    )
+    plugins[id] = { current: '1.0.0', previous: [], enabled: true }
+  }
+  await writeFile(join(dir, 'registry.json'), JSON.stringify({ version: 1, plugins }))
+  const registry = await openPluginRegistry(dir)
+  const queries = [
+    'security',
+    'sql secrets',
+    'plugin-42',
+    'typescript lint',
+    'nothing-here',
+    'docs',
+  ]
+  const samples: number[] = []
+  for (let round = 0; round < (quick ? 20 : 200); round++) {
+    for (const query of queries) {
+      const started = performance.now()
+      registry.search(query)
+      samples.push(performance.now() - started)
+    }
+  }
+  report.add({
+    case: 'registry-search-1000',
+    subject: '@aide/plugins registry.search',
+    peer: 'target: 10 ms',
+    metric: 'p95 ms',
+    subjectValue: percentile(samples, 95),
+    peerValue: 10,
+    higherIsBetter: false,
+    note: `1,000 manifests, ${samples.length} searches`,
+  })
+  await rm(dir, { recursive: true, force: true })
+}
+
+report.summary()
