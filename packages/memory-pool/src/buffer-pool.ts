@@ -5,6 +5,7 @@
  */
 import {
   AideError,
+  assertFunction,
   assertNumber,
   assertObject,
   assertOneOf,
@@ -12,6 +13,7 @@ import {
   type EventSink,
   invalidInput,
   type Logger,
+  type Meter,
   noopEventSink,
   noopLogger,
   systemClock,
@@ -198,6 +200,16 @@ export interface BufferPoolOptions {
   logger?: Logger
   /** Where pool events go. */
   events?: EventSink<BufferPoolEvents>
+  /**
+   * Where the pool publishes its metrics (labelled `pool`): gauges
+   * `aide_buffer_pool_in_use_bytes`, `aide_buffer_pool_free_bytes`,
+   * `aide_buffer_pool_fragmentation_ratio`, counters `aide_buffer_pool_hits_total`,
+   * `aide_buffer_pool_misses_total`, `aide_buffer_pool_leaks_total`. Published every
+   * `metricsIntervalMs` and on dispose, never on the acquire path.
+   */
+  meter?: Meter
+  /** How often metrics are published, in ms. Default 10000. */
+  metricsIntervalMs?: number
 }
 
 /** Statistics of one size class. */
@@ -405,6 +417,8 @@ export class BufferPool {
   readonly #classes: Array<SizeClass | undefined> = new Array(CLASS_COUNT)
   readonly #registry: FinalizationRegistry<LeakRecord> | undefined
   #timer: TimerHandle | undefined
+  #metricsTimer: TimerHandle | undefined
+  readonly #publish: (() => void) | undefined
   #sliceTimer: TimerHandle | undefined
   #disposed = false
   #inUseBytes = 0
@@ -438,6 +452,8 @@ export class BufferPool {
       clock = systemClock,
       logger = noopLogger,
       events = noopEventSink,
+      meter,
+      metricsIntervalMs = 10_000,
     } = options
     if (typeof name !== 'string' || name.length === 0)
       throw invalidInput('options.name', 'must be a non-empty string')
@@ -494,6 +510,49 @@ export class BufferPool {
     }
     if (detectLeaks) {
       this.#registry = new FinalizationRegistry((record) => this.#onLeak(record))
+    }
+    if (meter !== undefined) {
+      assertObject(meter, 'options.meter')
+      assertFunction(meter.counter, 'options.meter.counter')
+      assertNumber(metricsIntervalMs, 'options.metricsIntervalMs', { min: 1 })
+      this.#publish = this.#metricsPublisher(meter)
+      this.#metricsTimer = clock.setInterval(this.#publish, metricsIntervalMs)
+    }
+  }
+
+  #metricsPublisher(meter: Meter): () => void {
+    const labels = { pool: this.name }
+    const inUse = meter.gauge('aide_buffer_pool_in_use_bytes', {
+      help: 'Pooled bytes handed out',
+      unit: 'bytes',
+    })
+    const free = meter.gauge('aide_buffer_pool_free_bytes', {
+      help: 'Pooled bytes waiting for reuse',
+      unit: 'bytes',
+    })
+    const fragmentation = meter.gauge('aide_buffer_pool_fragmentation_ratio', {
+      help: 'Free bytes divided by retained bytes',
+    })
+    const hits = meter.counter('aide_buffer_pool_hits_total', {
+      help: 'Acquisitions served from a free list',
+    })
+    const misses = meter.counter('aide_buffer_pool_misses_total', {
+      help: 'Pooled acquisitions that allocated',
+    })
+    const leaks = meter.counter('aide_buffer_pool_leaks_total', {
+      help: 'Handles garbage-collected without release',
+    })
+    const published = { hits: 0, misses: 0, leaked: 0 }
+    return () => {
+      inUse.set(this.#inUseBytes, labels)
+      free.set(this.#freeBytes, labels)
+      fragmentation.set(this.#fragmentation(), labels)
+      hits.inc(this.#hits - published.hits, labels)
+      misses.inc(this.#misses - published.misses, labels)
+      leaks.inc(this.#leaked - published.leaked, labels)
+      published.hits = this.#hits
+      published.misses = this.#misses
+      published.leaked = this.#leaked
     }
   }
 
@@ -606,9 +665,12 @@ export class BufferPool {
     this.#disposed = true
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer)
     if (this.#sliceTimer !== undefined) this.#clock.clearTimer(this.#sliceTimer)
+    if (this.#metricsTimer !== undefined) this.#clock.clearTimer(this.#metricsTimer)
     this.#timer = undefined
     this.#sliceTimer = undefined
+    this.#metricsTimer = undefined
     for (const cls of this.#classes) if (cls) this.#trim(cls, cls.free.length)
+    this.#publish?.()
   }
 
   [Symbol.dispose](): void {

@@ -1,6 +1,6 @@
-import { type AideError, isAideError, ManualClock } from '@aide/core'
+import { type AideError, InMemoryMeter, isAideError, ManualClock } from '@aide/core'
 import fc from 'fast-check'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   BufferPool,
   type BufferPoolEvents,
@@ -236,6 +236,69 @@ describe('BufferPool', () => {
       reason: 'background',
     })
     keep.release()
+  })
+
+  it('publishes metrics on its interval and on dispose, not on the acquire path', () => {
+    const clock = new ManualClock()
+    const meter = new InMemoryMeter()
+    const pool = new BufferPool({
+      name: 'tensors',
+      clock,
+      meter,
+      metricsIntervalMs: 1000,
+      compaction: false,
+    })
+    const labels = { pool: 'tensors' }
+    pool.acquire(8 * KiB).release()
+    const held = pool.acquire(8 * KiB)
+    expect(meter.value('aide_buffer_pool_hits_total', labels)).toBe(0)
+    clock.advance(1000)
+    expect(meter.value('aide_buffer_pool_hits_total', labels)).toBe(1)
+    expect(meter.value('aide_buffer_pool_misses_total', labels)).toBe(1)
+    expect(meter.value('aide_buffer_pool_in_use_bytes', labels)).toBe(8 * KiB)
+    held.release()
+    clock.advance(1000)
+    expect(meter.value('aide_buffer_pool_in_use_bytes', labels)).toBe(0)
+    expect(meter.value('aide_buffer_pool_free_bytes', labels)).toBe(8 * KiB)
+    expect(meter.value('aide_buffer_pool_fragmentation_ratio', labels)).toBe(1)
+    expect(meter.value('aide_buffer_pool_hits_total', labels)).toBe(1)
+    pool.dispose()
+    expect(clock.pendingTimers).toBe(0)
+    expect(meter.value('aide_buffer_pool_free_bytes', labels)).toBe(0)
+  })
+
+  it('background compaction yields to the event loop once its time slice is used up', () => {
+    const clock = new ManualClock()
+    const yields = vi.spyOn(clock, 'setTimeout')
+    const { events, sink } = recorder()
+    const pool = makePool({
+      clock,
+      events: sink,
+      compaction: { intervalMs: 100, threshold: 0.1, idleMs: 0, sliceMs: 1 },
+    })
+    // Free buffers in five classes, nothing in use: fragmentation 1.
+    for (const size of [8 * KiB, 16 * KiB, 32 * KiB, 64 * KiB, 128 * KiB])
+      pool.acquire(size).release()
+    let fakeNow = 0
+    const spy = vi.spyOn(performance, 'now').mockImplementation(() => {
+      fakeNow += 5
+      return fakeNow
+    })
+    try {
+      // Every budget check sees 5 ms pass, so each slice visits one class and reschedules itself.
+      clock.advance(100)
+    } finally {
+      spy.mockRestore()
+    }
+    expect(yields.mock.calls.length).toBeGreaterThanOrEqual(5)
+    expect(yields.mock.calls.every((call) => call[1] === 0)).toBe(true)
+    expect(pool.stats()).toMatchObject({ freeBytes: 0, compactions: 1 })
+    expect(events.filter((event) => event.type === 'pool-compact')).toEqual([
+      {
+        type: 'pool-compact',
+        payload: { reason: 'background', releasedBytes: 248 * KiB, buffers: 5 },
+      },
+    ])
   })
 
   it('dispose stops the timer, drops free memory and refuses new work', () => {

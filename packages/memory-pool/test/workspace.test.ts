@@ -377,6 +377,21 @@ describe('WorkspaceMemory', () => {
     expect(memory.stats()).toMatchObject({ residentFiles: 0, residentBytes: 0, changes: 3 })
   })
 
+  it('reads again when a file is invalidated while it is loading', async () => {
+    put('a.txt', 'old')
+    // Watching off, so only the explicit invalidation can mark the load stale.
+    const memory = open({ watch: false })
+    const changes: WorkspaceChange[] = []
+    memory.onChange((change) => changes.push(change))
+    const pending = memory.read('a.txt')
+    writeFileSync(join(root, 'a.txt'), 'new')
+    expect(memory.invalidate('a.txt')).toBe(false)
+    expect(await pending).toBe('new')
+    expect(changes[0]).toEqual({ path: 'a.txt', reason: 'invalidate', wasResident: false })
+    expect(await memory.read('a.txt')).toBe('new')
+    expect(memory.stats()).toMatchObject({ loads: 1, hits: 1, residentFiles: 1 })
+  })
+
   it('dispose closes watchers, is idempotent, and refuses later use', async () => {
     put('a.txt', 'a')
     const memory = open()
