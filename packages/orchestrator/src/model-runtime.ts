@@ -137,6 +137,8 @@ export class ModelRuntime {
   rateLimited = 0
   /** False after a failed active probe, until one succeeds. */
   healthy = true
+  /** True while an active probe runs (probes never overlap). */
+  probing = false
   readonly #clock: Clock
   readonly #attemptTimeoutMs: number
   readonly #maxRetryAfterMs: number
@@ -262,62 +264,66 @@ export class ModelRuntime {
     },
   ): Promise<BackendResult & { text: string }> {
     const backend = this.config.backend
-    return this.#guarded(context, async (signal) => {
-      if (!backend.stream) {
-        const result = await backend.invoke(request, { signal })
-        const text = result.output.text ?? ''
-        if (text) options.onDelta(text)
-        return { ...result, text }
-      }
-      const iterator = backend.stream(request, { signal })[Symbol.asyncIterator]()
-      let text = ''
-      try {
-        for (;;) {
-          const limitMs = text ? options.idleTimeoutMs : options.firstTokenTimeoutMs
-          const waitMs = limitMs < context.deadlineAt - this.#clock.now() ? limitMs : undefined
-          let next: IteratorResult<BackendChunk>
-          try {
-            next = await withDeadline(() => iterator.next(), {
-              signal,
-              timeoutMs: waitMs,
-              clock: this.#clock,
-              label: `orchestrator: model "${this.id}" ${text ? 'stream went idle' : 'first token'}`,
-            })
-          } catch (error) {
-            throw this.#markDelivered(error, text)
-          }
-          if (next.done) {
-            throw this.#markDelivered(
-              new AideError(
-                'E_MODEL',
-                `orchestrator: model "${this.id}" stream ended without completing`,
-                {
-                  isRetryable: true,
-                  details: { model: this.id, reason: 'truncated' },
-                },
-              ),
-              text,
-            )
-          }
-          const chunk = next.value
-          if (chunk.type === 'delta') {
-            if (chunk.text) {
-              text += chunk.text
-              options.onDelta(chunk.text)
-            }
-          } else {
-            return {
-              output: { text },
-              text,
-              ...(chunk.usage ? { usage: chunk.usage } : {}),
-              ...(chunk.finishReason ? { finishReason: chunk.finishReason } : {}),
-            }
-          }
+    return this.#guarded(
+      context,
+      async (signal) => {
+        if (!backend.stream) {
+          const result = await backend.invoke(request, { signal })
+          const text = result.output.text ?? ''
+          if (text) options.onDelta(text)
+          return { ...result, text }
         }
-      } finally {
-        void Promise.resolve(iterator.return?.()).catch(() => undefined)
-      }
-    })
+        const iterator = backend.stream(request, { signal })[Symbol.asyncIterator]()
+        let text = ''
+        try {
+          for (;;) {
+            const limitMs = text ? options.idleTimeoutMs : options.firstTokenTimeoutMs
+            const waitMs = limitMs < context.deadlineAt - this.#clock.now() ? limitMs : undefined
+            let next: IteratorResult<BackendChunk>
+            try {
+              next = await withDeadline(() => iterator.next(), {
+                signal,
+                timeoutMs: waitMs,
+                clock: this.#clock,
+                label: `orchestrator: model "${this.id}" ${text ? 'stream went idle' : 'first token'}`,
+              })
+            } catch (error) {
+              throw this.#markDelivered(error, text)
+            }
+            if (next.done) {
+              throw this.#markDelivered(
+                new AideError(
+                  'E_MODEL',
+                  `orchestrator: model "${this.id}" stream ended without completing`,
+                  {
+                    isRetryable: true,
+                    details: { model: this.id, reason: 'truncated' },
+                  },
+                ),
+                text,
+              )
+            }
+            const chunk = next.value
+            if (chunk.type === 'delta') {
+              if (chunk.text) {
+                text += chunk.text
+                options.onDelta(chunk.text)
+              }
+            } else {
+              return {
+                output: { text },
+                text,
+                ...(chunk.usage ? { usage: chunk.usage } : {}),
+                ...(chunk.finishReason ? { finishReason: chunk.finishReason } : {}),
+              }
+            }
+          }
+        } finally {
+          void Promise.resolve(iterator.return?.()).catch(() => undefined)
+        }
+      },
+      false,
+    )
   }
 
   #markDelivered(error: unknown, text: string): unknown {
@@ -325,7 +331,11 @@ export class ModelRuntime {
     return error
   }
 
-  async #guarded<T>(context: CallContext, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  async #guarded<T>(
+    context: CallContext,
+    call: (signal: AbortSignal) => Promise<T>,
+    useAttemptTimeout = true,
+  ): Promise<T> {
     const { signal, deadlineAt, attempts } = context
     try {
       return await this.retry.execute(async () => {
@@ -346,7 +356,12 @@ export class ModelRuntime {
         const started = this.#clock.now()
         const remaining = deadlineAt - started
         // When the request deadline comes first, let it (not an attempt timeout) end the call.
-        const timeoutMs = this.#attemptTimeoutMs < remaining ? this.#attemptTimeoutMs : undefined
+        // Streams are bounded by their first-token and idle timeouts instead, so a long
+        // answer that keeps flowing is not cut by the attempt timeout.
+        const timeoutMs =
+          useAttemptTimeout && this.#attemptTimeoutMs < remaining
+            ? this.#attemptTimeoutMs
+            : undefined
         this.inFlight++
         this.calls++
         try {

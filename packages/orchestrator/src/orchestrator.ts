@@ -237,6 +237,7 @@ export class Orchestrator {
   readonly #random: () => number
   readonly #tenants = new Map<string, Tenant>()
   readonly #inFlight = new Map<string, Flight>()
+  readonly #streams = new Set<AbortController>()
   readonly #timers: Array<ReturnType<Clock['setInterval']>> = []
   readonly #onPartialFailure: PartialFailureMode
   readonly #requestsCounter: Counter | undefined
@@ -330,10 +331,16 @@ export class Orchestrator {
       const probe = runtime.config.probe
       if (probe) {
         this.#timers.push(
-          this.#clock.setInterval(
-            () => void this.checkHealth(runtime.id).catch(() => undefined),
-            probe.intervalMs,
-          ),
+          this.#clock.setInterval(() => {
+            // A slow probe is not stacked with the next one.
+            if (runtime.probing) return
+            runtime.probing = true
+            void this.checkHealth(runtime.id)
+              .catch(() => undefined)
+              .finally(() => {
+                runtime.probing = false
+              })
+          }, probe.intervalMs),
         )
       }
     }
@@ -584,6 +591,19 @@ export class Orchestrator {
           quality,
         })
     })
+    if (candidates.length === 0 && tenant?.budget && Object.values(rejected).includes('budget')) {
+      this.#budgetRejections++
+      const { spent, limit, periodMs } = tenant.budget
+      this.#events.emit('budget-exceeded', { tenant: request.tenant!, spent, limit, periodMs })
+      throw new AideError(
+        'E_LIMIT',
+        `orchestrator: tenant "${request.tenant}" has too little budget left for this request`,
+        {
+          isRetryable: false,
+          details: { tenant: request.tenant, spent, limit, periodMs, reason: 'budget', rejected },
+        },
+      )
+    }
     if (candidates.length === 0) {
       throw new AideError(
         'E_UNAVAILABLE',
@@ -789,6 +809,7 @@ export class Orchestrator {
     validateRequest(request)
     const timeoutMs = request.timeoutMs ?? this.#options.defaultTimeoutMs
     const controller = new AbortController()
+    this.#streams.add(controller)
     const onCallerAbort = () =>
       controller.abort(cancelledError(request.signal?.reason, 'orchestrator: stream'))
     request.signal?.addEventListener('abort', onCallerAbort, { once: true })
@@ -819,6 +840,7 @@ export class Orchestrator {
       if (timer !== undefined) this.#clock.clearTimer(timer)
       request.signal?.removeEventListener('abort', onCallerAbort)
       controller.signal.removeEventListener('abort', abortWait)
+      this.#streams.delete(controller)
       if (!queue.finished)
         controller.abort(cancelledError(undefined, 'orchestrator: stream consumer left'))
     }
@@ -1015,6 +1037,9 @@ export class Orchestrator {
   dispose(): Promise<void> {
     if (this.#disposed) return this.#disposed
     for (const timer of this.#timers) this.#clock.clearTimer(timer)
+    for (const controller of this.#streams) {
+      controller.abort(new AideError('E_DISPOSED', 'orchestrator: disposed'))
+    }
     for (const flight of this.#inFlight.values()) {
       flight.controller?.abort(new AideError('E_DISPOSED', 'orchestrator: disposed'))
     }

@@ -428,4 +428,71 @@ describe('deadlines', () => {
     )
     expect(error.code).toBe('E_CANCELLED')
   })
+
+  it('a long stream that keeps flowing is not cut by the attempt timeout', async () => {
+    const orchestrator = createOrchestrator({
+      models: [
+        model('talker', {
+          attemptTimeoutMs: 30,
+          backend: mockBackend({ reply: 'one two three four five', delayMs: 15 }),
+        }),
+      ],
+      idleTimeoutMs: 5_000,
+    })
+    let text = ''
+    for await (const part of orchestrator.stream({ task: 'chat', input }))
+      if (part.type === 'delta') text += part.text
+    expect(text).toBe('one two three four five')
+  })
+
+  it('dispose ends open streams with E_DISPOSED', async () => {
+    const orchestrator = createOrchestrator({
+      models: [model('slow', { backend: mockBackend({ reply: 'a b c', delayMs: 5_000 }) })],
+    })
+    const iterator = orchestrator.stream({ task: 'chat', input })[Symbol.asyncIterator]()
+    const next = iterator.next()
+    await orchestrator.dispose()
+    expect((await rejection(next)).code).toBe('E_DISPOSED')
+  })
+})
+
+describe('budget and probe edge cases', () => {
+  it('a budget too small for any model is refused with E_LIMIT before the call', async () => {
+    const clock = new ManualClock(0)
+    const paid = model('paid', { cost: { inputPer1k: 1000, outputPer1k: 1000 } })
+    const { types, sink } = recorder()
+    const orchestrator = createOrchestrator({
+      models: [paid],
+      clock,
+      events: sink,
+      tenants: { tiny: { budget: { limit: 0.001, periodMs: 60_000 } } },
+    })
+    const error = await rejection(orchestrator.run({ task: 'chat', input, tenant: 'tiny' }))
+    expect(error.code).toBe('E_LIMIT')
+    expect(error.details.reason).toBe('budget')
+    expect(types()).toContain('budget-exceeded')
+    expect(paid.backend.calls).toHaveLength(0)
+  })
+
+  it('a slow probe is not stacked with the next one', async () => {
+    const clock = new ManualClock()
+    let probes = 0
+    const slow = model('slow', {
+      probe: { intervalMs: 1_000, timeoutMs: 10_000 },
+      backend: mockBackend({
+        probe: () => {
+          probes++
+          return new Promise<void>(() => undefined)
+        },
+      }),
+    })
+    const orchestrator = createOrchestrator({ models: [slow], clock })
+    await clock.advanceAsync(1_000)
+    await clock.advanceAsync(1_000)
+    await clock.advanceAsync(1_000)
+    expect(probes).toBe(1)
+    await clock.advanceAsync(8_000)
+    expect(orchestrator.stats().models[0]!.healthy).toBe(false)
+    await orchestrator.dispose()
+  })
 })
