@@ -7,12 +7,14 @@
  *
  *   pnpm --filter @aide/plugins bench -- [--json out.jsonl] [--quick]
  */
+import { execFile } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { promisify } from 'node:util'
 import createPlugin from '@extism/extism'
-import { BenchReport, percentile } from '../../../bench/harness.ts'
+import { BenchReport, percentile, time } from '../../../bench/harness.ts'
 import { compileWat, packageDir } from '../scripts/build-plugins.mjs'
 import { createPluginHost, openPluginRegistry, sha256Hex } from '../src/index.ts'
 
@@ -51,20 +53,51 @@ async function timeMs(fn: () => Promise<unknown>, runs: number): Promise<number[
   await host.dispose()
 }
 
+// Raw Extism's runInWorker cannot start under tsx (source maps), so its figures come from a plain child process.
+const scratch = await mkdtemp(join(tmpdir(), 'aide-plugins-bench-'))
+const wasmPath = join(scratch, 'limits.wasm')
+await writeFile(wasmPath, wasm)
+const rawWorker = JSON.parse(
+  (
+    await promisify(execFile)(
+      process.execPath,
+      [join(import.meta.dirname, 'raw-extism-worker.mjs'), wasmPath, quick ? '1' : '0'],
+      {
+        cwd: packageDir,
+        maxBuffer: 1 << 20,
+      },
+    )
+  ).stdout,
+) as { callOpsPerSec: number; loadsMs: number[] }
+
 for (const isolation of ['in-thread', 'worker'] as const) {
   const host = createPluginHost({ hostApiVersion: '1.0.0', isolation })
   await host.load({ manifest, wasm })
-  const raw = await createPlugin(
-    { wasm: [{ data: wasm }] },
-    { useWasi: false, runInWorker: isolation === 'worker' },
-  )
-  await report.compareOps(
-    `call-overhead-${isolation}`,
-    { name: '@aide/plugins host.call', fn: () => host.call('bench.limits', 'echo', input) },
-    { name: 'raw @extism/extism call', fn: () => raw.call('echo', input) },
-    '256-byte echo',
-  )
-  await raw.close()
+  if (isolation === 'in-thread') {
+    const raw = await createPlugin(
+      { wasm: [{ data: wasm }] },
+      { useWasi: false, runInWorker: false },
+    )
+    await report.compareOps(
+      'call-overhead-in-thread',
+      { name: '@aide/plugins host.call', fn: () => host.call('bench.limits', 'echo', input) },
+      { name: 'raw @extism/extism call', fn: () => raw.call('echo', input) },
+      '256-byte echo',
+    )
+    await raw.close()
+  } else if (report.wants('call-overhead-worker')) {
+    const timing = await time(() => host.call('bench.limits', 'echo', input), { quick })
+    report.add({
+      case: 'call-overhead-worker',
+      subject: '@aide/plugins host.call (host-owned worker)',
+      peer: 'raw @extism/extism runInWorker',
+      metric: 'ops/s',
+      subjectValue: timing.opsPerSec,
+      peerValue: rawWorker.callOpsPerSec,
+      higherIsBetter: true,
+      note: '256-byte echo; peer measured in a plain node child process',
+    })
+  }
   await host.dispose()
 
   if (report.wants(`load-warm-${isolation}`)) {
@@ -74,13 +107,13 @@ for (const isolation of ['in-thread', 'worker'] as const) {
       await loader.load({ manifest, wasm })
       await loader.dispose()
     }, runs)
-    const peer = await timeMs(async () => {
-      const plugin = await createPlugin(
-        { wasm: [{ data: wasm }] },
-        { useWasi: false, runInWorker: isolation === 'worker' },
-      )
-      await plugin.close()
-    }, runs)
+    const peer =
+      isolation === 'worker'
+        ? rawWorker.loadsMs
+        : await timeMs(async () => {
+            const plugin = await createPlugin({ wasm: [{ data: wasm }] }, { useWasi: false })
+            await plugin.close()
+          }, runs)
     report.add({
       case: `load-warm-${isolation}`,
       subject: '@aide/plugins host.load',
@@ -177,4 +210,5 @@ if (report.wants('registry-search')) {
   await rm(dir, { recursive: true, force: true })
 }
 
+await rm(scratch, { recursive: true, force: true })
 report.summary()

@@ -292,6 +292,8 @@ type WasmModule = object
 const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly
 
 const LATENCY_WINDOW = 1024
+const ENCODER = new TextEncoder()
+const NEVER_ABORTED = new AbortController().signal
 
 class Slot {
   readonly instances: Instance[] = []
@@ -824,7 +826,7 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       }
       signal.addEventListener('abort', onAbort, { once: true })
       instance.plugin.call(exportName, input).then(
-        (output) => finish(undefined, output ? new Uint8Array(output.bytes()) : new Uint8Array(0)),
+        (output) => finish(undefined, output ? output.bytes() : new Uint8Array(0)),
         (error: unknown) => {
           const message = error instanceof Error ? error.message : String(error)
           const failure = new AideError(
@@ -864,7 +866,7 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       throw invalidInput('input', 'must be a string or a Uint8Array')
     }
     validateDeadlineOptions(callOptions, 'options')
-    const bytes = typeof input === 'string' ? new TextEncoder().encode(input) : input
+    const bytes = typeof input === 'string' ? ENCODER.encode(input) : input
     if (bytes.byteLength > limits.maxInputBytes) {
       throw new AideError(
         'E_LIMIT',
@@ -876,6 +878,16 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
     }
     slot.counts.calls++
     try {
+      if (callOptions.signal === undefined && callOptions.timeoutMs === undefined) {
+        // Fast path: nothing can cancel the call except the host's own hard limit.
+        return await execute(
+          slot,
+          await acquire(slot, NEVER_ABORTED),
+          exportName,
+          bytes,
+          NEVER_ABORTED,
+        )
+      }
       return await withDeadline(
         async (signal) => {
           const instance = await acquire(slot, signal)

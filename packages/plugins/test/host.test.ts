@@ -406,7 +406,7 @@ describe('worker isolation', () => {
         "const host = createPluginHost({ hostApiVersion: '1.0.0' })",
         'await host.load({ manifest: manifestFor(wasm), wasm })',
         "const out = await host.call('test.limits', 'echo', 'mapped')",
-        'console.log(`result:${new TextDecoder().decode(out)}:${process.sourceMapsEnabled}`)',
+        "console.log('result:' + new TextDecoder().decode(out) + ':' + process.sourceMapsEnabled)",
         'await host.dispose()',
       ].join('\n'),
     )
