@@ -136,6 +136,8 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
           assertFunction(provider.provideCompletions, 'loadModel() result.provideCompletions')
           modelState = 'ready'
           modelName = provider.name
+          // Suggestions cached while answering from context must not hide the model's.
+          server?.clearCompletionCache()
           events?.emit('model-load-end', {
             durationMs: Date.now() - started,
             provider: provider.name,
@@ -202,12 +204,16 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
     },
   })
   const base = server
+  options.closed?.addEventListener('abort', () => void services.dispose().catch(() => undefined), {
+    once: true,
+  })
 
   return {
     documents: base.documents,
     services,
     settings: () => base.settings(),
     updateSettings: (input) => base.updateSettings(input),
+    clearCompletionCache: () => base.clearCompletionCache(),
     withProgress: (title, task) => base.withProgress(title, task),
     listen: () => base.listen(),
     loadModel: ensureModel,

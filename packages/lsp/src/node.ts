@@ -27,7 +27,7 @@ export interface InMemoryLspPair {
   client: ProtocolConnection
   /** Aborts when the pair is disposed; pass it as `createLanguageServer({ closed })`. */
   closed: AbortSignal
-  /** Ends both streams and both connections. Idempotent. */
+  /** Ends the client side (the server sees its input end). Idempotent. */
   dispose(): void
 }
 
@@ -59,9 +59,12 @@ export function createInMemoryLspPair(): InMemoryLspPair {
       disposed = true
       closed.abort()
       client.dispose()
-      server.dispose()
+      // Only the client side is torn down, as when an editor goes away: the
+      // server's reader sees the end of its input. Its output stream is left
+      // open so writes already queued by the server complete instead of failing
+      // into a disposed connection's logger (vscode-jsonrpc reports write
+      // failures through the remote console, which then throws).
       toServer.end()
-      toClient.end()
     },
   }
 }

@@ -146,6 +146,8 @@ export interface LanguageServer extends Disposable {
     title: string,
     task: (report: (message: string, percentage?: number) => void) => Promise<T>,
   ): Promise<T>
+  /** Forgets every cached suggestion (e.g. after a better model became ready). */
+  clearCompletionCache(): void
   /** Starts listening on the connection. Call once. */
   listen(): void
   /** Plain figures. */
@@ -806,6 +808,9 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
         }),
       )
       connection.listen()
+    },
+    clearCompletionCache() {
+      cache.clear()
     },
     stats() {
       return {
