@@ -255,6 +255,7 @@ interface QueueItem {
   payload: unknown
   enqueuedAt: number
   tracker: Tracker | undefined
+  stats: TypeCounters
 }
 
 interface Waiter {
@@ -667,7 +668,7 @@ class Bus<Events extends object> implements EventBus<Events> {
       const route = this.#routes[type] ?? this.#route(type, 'publish')
       this.#checkReject(route, type)
       const tracker = options?.awaitDelivery ? new Tracker() : undefined
-      const waits = this.#enqueue(route, type, payload, tracker, undefined)
+      const waits = this.#enqueue(route, type, payload, tracker, undefined, this.#clock.now())
       return this.#finishPublish(waits, tracker, options, 'publish')
     } catch (error) {
       return Promise.reject(error)
@@ -699,9 +700,10 @@ class Bus<Events extends object> implements EventBus<Events> {
       }
       const tracker = options?.awaitDelivery ? new Tracker() : undefined
       let waits: Waits | undefined
+      const now = this.#clock.now()
       for (let i = 0; i < events.length; i++) {
         const event = events[i]!
-        waits = this.#enqueue(routes[i]!, event.type, event.payload, tracker, waits)
+        waits = this.#enqueue(routes[i]!, event.type, event.payload, tracker, waits, now)
       }
       return this.#finishPublish(waits, tracker, options, 'publishBatch')
     } catch (error) {
@@ -737,11 +739,12 @@ class Bus<Events extends object> implements EventBus<Events> {
     payload: unknown,
     tracker: Tracker | undefined,
     waits: Waits | undefined,
+    now: number,
   ): Waits | undefined {
     route.stats.published++
     const subs = route.subs
     if (subs.length === 0) return waits
-    const item: QueueItem = { type, payload, enqueuedAt: this.#clock.now(), tracker }
+    const item: QueueItem = { type, payload, enqueuedAt: now, tracker, stats: route.stats }
     for (let i = 0; i < subs.length; i++) {
       const sub = subs[i]!
       if (!sub.active) continue
@@ -783,8 +786,8 @@ class Bus<Events extends object> implements EventBus<Events> {
       }
       tracker?.add()
       this.#outstanding++
-      sub.buffer.push(item)
-      this.#schedule(sub)
+      // A queue that already held items is already scheduled or being worked.
+      if (sub.buffer.push(item) - sub.head === 1) this.#schedule(sub)
     }
     return waits
   }
@@ -844,17 +847,19 @@ class Bus<Events extends object> implements EventBus<Events> {
 
   readonly #flush = (): void => {
     this.#flushQueued = false
-    const subs = [...this.#scheduled]
-    this.#scheduled.clear()
+    const subs = this.#scheduled
+    this.#scheduled = new Set()
     for (const sub of subs) this.#pump(sub)
   }
 
   #pump(sub: Subscription): void {
+    // One clock read serves every handler that completes synchronously in this turn.
+    let now: number | undefined
     while (sub.running < sub.concurrency) {
       const item = sub.shift()
       if (!item) return
-      this.#admitWaiter(sub)
-      this.#run(sub, item)
+      if (sub.waiting.length > 0) this.#admitWaiter(sub)
+      now = this.#run(sub, item, now)
     }
   }
 
@@ -866,41 +871,44 @@ class Bus<Events extends object> implements EventBus<Events> {
     waiter.resolve()
   }
 
-  #run(sub: Subscription, item: QueueItem): void {
+  /** Runs one delivery; returns the clock time it read, if any, for reuse. */
+  #run(sub: Subscription, item: QueueItem, now: number | undefined): number | undefined {
     sub.running++
-    const route = this.#typeStats.get(item.type)!
     let result: unknown
     try {
       result = sub.listener(item.payload, item.type)
     } catch (error) {
-      this.#fail(sub, route, item.type, item.payload, error)
-      this.#complete(sub, item, false)
-      return
+      this.#fail(sub, item.stats, item.type, item.payload, error)
+      now ??= this.#clock.now()
+      this.#complete(sub, item, false, now)
+      return now
     }
-    if (isThenable(result)) {
+    if (result !== undefined && isThenable(result)) {
       result.then(
         () => {
-          this.#complete(sub, item, true)
+          this.#complete(sub, item, true, this.#clock.now())
           this.#pump(sub)
         },
         (error: unknown) => {
-          this.#fail(sub, route, item.type, item.payload, error)
-          this.#complete(sub, item, false)
+          this.#fail(sub, item.stats, item.type, item.payload, error)
+          this.#complete(sub, item, false, this.#clock.now())
           this.#pump(sub)
         },
       )
-    } else {
-      this.#complete(sub, item, true)
+      return now
     }
+    now ??= this.#clock.now()
+    this.#complete(sub, item, true, now)
+    return now
   }
 
-  #complete(sub: Subscription, item: QueueItem, ok: boolean): void {
+  #complete(sub: Subscription, item: QueueItem, ok: boolean, now: number): void {
     sub.running--
     if (ok) {
       sub.delivered++
-      this.#typeStats.get(item.type)!.delivered++
+      item.stats.delivered++
     }
-    const latency = this.#clock.now() - item.enqueuedAt
+    const latency = now - item.enqueuedAt
     sub.latencyCount++
     sub.latencyTotal += latency
     if (latency > sub.latencyMax) sub.latencyMax = latency

@@ -332,6 +332,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
   readonly #client: Redis
   readonly #owned: boolean
   readonly #maxLength: number
+  readonly #xaddPrefix: string[]
   readonly #serializer: Serializer
   readonly #clock: Clock
   readonly #logger: Logger
@@ -347,6 +348,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
     this.#client = client
     this.#owned = owned
     this.#maxLength = options.maxLength ?? 100_000
+    this.#xaddPrefix = [this.stream, 'MAXLEN', '~', String(this.#maxLength), '*']
     this.#serializer = options.serializer ?? jsonSerializer
     this.#clock = options.clock ?? systemClock
     this.#logger = options.logger ?? noopLogger
@@ -402,9 +404,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
   }
 
   #xaddArgs(fields: string[]): string[] {
-    return this.#maxLength > 0
-      ? [this.stream, 'MAXLEN', '~', String(this.#maxLength), '*', ...fields]
-      : [this.stream, '*', ...fields]
+    return this.#maxLength > 0 ? [...this.#xaddPrefix, ...fields] : [this.stream, '*', ...fields]
   }
 
   async publish<K extends keyof Events & string>(
@@ -679,6 +679,12 @@ class Consumer<Events extends object> implements RedisConsumer {
     inFlight: 0,
   }
   #onAbort = () => void this.dispose()
+  /** Rejects when the consumer stops (never resolves). */
+  readonly #stopped = new Promise<never>((_resolve, reject) => {
+    this.#stop.signal.addEventListener('abort', () => reject(this.#stop.signal.reason), {
+      once: true,
+    })
+  })
 
   constructor(
     transport: Transport<Events>,
@@ -691,6 +697,8 @@ class Consumer<Events extends object> implements RedisConsumer {
     this.#client = client
     this.#deps = deps
     this.name = settings.consumer
+    // Only raced against handlers; never let its rejection go unhandled.
+    this.#stopped.catch(() => undefined)
   }
 
   async ensureGroup(): Promise<boolean> {
@@ -908,12 +916,20 @@ class Consumer<Events extends object> implements RedisConsumer {
     this.#stats.received++
     this.#stats.inFlight++
     try {
-      await withDeadline((signal) => this.#settings.handler(event, signal), {
-        signal: this.#stop.signal,
-        timeoutMs: this.#settings.handlerTimeoutMs,
-        clock: this.#deps.clock,
-        label: `${LABEL}: handler for "${fields.type}" (${fields.id})`,
-      })
+      if (this.#settings.handlerTimeoutMs !== undefined) {
+        await withDeadline((signal) => this.#settings.handler(event, signal), {
+          signal: this.#stop.signal,
+          timeoutMs: this.#settings.handlerTimeoutMs,
+          clock: this.#deps.clock,
+          label: `${LABEL}: handler for "${fields.type}" (${fields.id})`,
+        })
+      } else {
+        const result = this.#settings.handler(event, this.#stop.signal)
+        // A handler that ignores the stop signal must not hold up dispose.
+        if (result !== undefined && result !== null && typeof result.then === 'function') {
+          await Promise.race([result, this.#stopped])
+        }
+      }
       return 'ack'
     } catch (error) {
       if (this.#stop.signal.aborted) return 'retry'

@@ -249,6 +249,45 @@ describe('redis transport', () => {
     await expect(t.pending('missing-group')).rejects.toMatchObject({ code: 'E_NOT_FOUND' })
   })
 
+  it('recreates its group when the stream vanishes (as after a restart without persistence) and keeps consuming', async () => {
+    const t = await transport()
+    const seen: string[] = []
+    const consumer = await t.consume({
+      group: 'lost',
+      blockMs: 100,
+      handler: (e) => void seen.push(e.id),
+    })
+    await t.publish('job.created', { seq: 1 }, { id: 'before' })
+    await until(() => seen.length === 1)
+    await admin.del(t.stream)
+    await until(() => consumer.stats().groupRecreated === 1, 10_000)
+    await t.publish('job.created', { seq: 2 }, { id: 'after' })
+    await until(() => seen.length === 2, 10_000)
+    expect(seen).toEqual(['before', 'after'])
+    expect(consumer.stats().readErrors).toBeGreaterThan(0)
+  })
+
+  it('a handler exceeding handlerTimeoutMs fails that delivery, which is retried and then dead-lettered', async () => {
+    const t = await transport()
+    const signals: AbortSignal[] = []
+    const consumer = await t.consume({
+      group: 'slow',
+      blockMs: 100,
+      handlerTimeoutMs: 100,
+      claimIdleMs: 100,
+      claimIntervalMs: 50,
+      maxDeliveries: 1,
+      handler: (_event, signal) => {
+        signals.push(signal)
+        return new Promise<void>(() => undefined)
+      },
+    })
+    await t.publish('job.created', { seq: 1 })
+    await until(async () => (await admin.xlen(t.deadLetterStream)) === 1, 10_000)
+    expect(signals[0]!.aborted).toBe(true)
+    expect(consumer.stats()).toMatchObject({ failed: 1, deadLettered: 1 })
+  })
+
   it('dispose stops consumers, is idempotent, and later calls fail with E_DISPOSED', async () => {
     const t = await transport()
     const consumer = await t.consume({ group: 'g', blockMs: 5_000, handler: () => undefined })
