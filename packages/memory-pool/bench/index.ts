@@ -51,6 +51,15 @@ for (const size of [4 * KiB, 64 * KiB, 1 * MiB, 8 * MiB]) {
     'zeroOnReuse: false',
   )
 }
+const smallPooled = new BufferPool({ name: 'small', compaction: false, minPooledSize: 256 })
+collect()
+await report.compareOps(
+  'small-pooled-1KiB',
+  { name: 'BufferPool', fn: () => smallPooled.acquireExact(1 * KiB).release() },
+  { name: 'new Uint8Array', fn: () => do_not_optimize(new Uint8Array(1 * KiB)) },
+  'minPooledSize: 256, zeroed on reuse',
+)
+smallPooled.dispose()
 collect()
 await report.compareOps(
   'small-bypass-1KiB',

@@ -320,8 +320,8 @@ class Handle implements PoolHandle {
 
   view<K extends ElementKind>(kind: K): ElementArrays[K] {
     const bytes = this.#live()
+    if (!Object.hasOwn(ELEMENT_BYTES, kind)) assertOneOf(kind, 'kind', ELEMENT_KINDS)
     const size = ELEMENT_BYTES[kind]
-    if (size === undefined) assertOneOf(kind, 'kind', ELEMENT_KINDS)
     return new CONSTRUCTORS[kind](
       bytes.buffer as ArrayBuffer,
       0,

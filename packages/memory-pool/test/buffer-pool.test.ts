@@ -78,6 +78,9 @@ describe('BufferPool', () => {
     expect(handle.view('biguint64').length).toBe(1250)
     expect(handle.view('int16').length).toBe(5000)
     expect(handle.dataView().byteLength).toBe(10_001)
+    for (const kind of ['complex64', 'toString', undefined]) {
+      expect(caught(() => handle.view(kind as never)).details.field).toBe('kind')
+    }
   })
 
   it('acquireElements sizes tensors by element count, including bigint64', () => {
