@@ -177,7 +177,7 @@ describe('dynamic batching', () => {
       model: model.bytes,
       execution: 'worker',
       clock,
-      batching: { maxBatch: 8, maxDelayMs: 2 },
+      batching: { maxBatch: 8, maxDelayMs: 2, dispatchWhenIdle: false },
     })
   })
   afterAll(async () => {
@@ -222,6 +222,30 @@ describe('dynamic batching', () => {
       expect(y.dims).toEqual([rows.length, OUTPUTS])
       expectAllClose(y.data, expected)
     })
+  })
+
+  it('with dispatchWhenIdle, a lone request goes at once and requests arriving meanwhile share the next batch', async () => {
+    const eager = await createOnnxBackend({
+      model: model.bytes,
+      execution: 'worker',
+      clock,
+      batching: { maxBatch: 8, maxDelayMs: 2 },
+    })
+    try {
+      const signal = new AbortController().signal
+      // The clock never advances here: nothing may wait for the delay.
+      const first = eager.invoke(request([[1, 0, 0, 0]]), { signal })
+      const rest = [2, 3, 4].map((i) => eager.invoke(request([[i, 0, 0, 0]]), { signal }))
+      await Promise.all([first, ...rest])
+      const stats = eager.stats().batching as {
+        batches: number
+        batchedRows: number
+        largestBatch: number
+      }
+      expect(stats).toMatchObject({ batches: 2, batchedRows: 4, largestBatch: 3 })
+    } finally {
+      await eager.dispose()
+    }
   })
 
   it('flushes at maxBatch rows without waiting for the delay', async () => {

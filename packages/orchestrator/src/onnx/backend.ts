@@ -54,8 +54,14 @@ export interface ModelVariant {
 export interface BatchingOptions {
   /** Most rows (batch-axis entries) in one run. Default 32. */
   maxBatch?: number
-  /** How long the first request of a batch waits for company, in ms. Default 1. */
+  /** Longest time a request waits for company, in ms. Default 1. */
   maxDelayMs?: number
+  /**
+   * Send a request at once when no batch of its kind is running (default
+   * true): a lone caller pays no delay, and requests arriving while a batch
+   * runs are stacked into the next one. `false` always waits up to `maxDelayMs`.
+   */
+  dispatchWhenIdle?: boolean
 }
 
 /** Options shared by both ONNX backends. */
@@ -204,6 +210,12 @@ export function validateLocalOptions(options: LocalBackendOptions): void {
         min: 1,
         integer: true,
       })
+    if (
+      options.batching.dispatchWhenIdle !== undefined &&
+      typeof options.batching.dispatchWhenIdle !== 'boolean'
+    ) {
+      throw invalidInput('options.batching.dispatchWhenIdle', 'must be a boolean')
+    }
     if (options.batching.maxDelayMs !== undefined)
       assertNumber(options.batching.maxDelayMs, 'options.batching.maxDelayMs', { min: 0 })
   }
@@ -258,6 +270,7 @@ export class LocalOnnxBackend implements ModelBackend {
     private readonly availableProviders: string[],
     readonly defaultPrecision: Precision,
     options: LocalBackendOptions,
+    parallelism: number,
   ) {
     this.ownsAllocator = options.allocator === undefined
     this.allocator = options.allocator ?? new MemoryPoolTensorAllocator()
@@ -266,6 +279,8 @@ export class LocalOnnxBackend implements ModelBackend {
         {
           maxBatch: options.batching?.maxBatch ?? 32,
           maxDelayMs: options.batching?.maxDelayMs ?? 1,
+          dispatchWhenIdle: options.batching?.dispatchWhenIdle ?? true,
+          maxConcurrentBatches: parallelism,
           clock: options.clock ?? systemClock,
           allocator: this.allocator,
         },
@@ -413,6 +428,7 @@ export async function startLocalBackend(
   executor: Executor,
   executionProvider: string,
   availableProviders: string[],
+  parallelism = 1,
 ): Promise<LocalOnnxBackend> {
   let signatures: Record<string, ModelSignature>
   try {
@@ -450,5 +466,6 @@ export async function startLocalBackend(
     availableProviders,
     defaultPrecision,
     options,
+    parallelism,
   )
 }

@@ -5,7 +5,7 @@
  * leaves the batch (or, if its batch is already running, stops waiting for
  * it) without affecting the others.
  */
-import { type Clock, cancelledError, type TimerHandle } from '@aide/core'
+import { type Clock, cancelledError, systemClock, type TimerHandle } from '@aide/core'
 import {
   batchKey,
   batchRows,
@@ -36,6 +36,8 @@ interface Queue {
   items: Pending[]
   rows: number
   timer: TimerHandle | undefined
+  /** The delay passed while the executor was busy: go as soon as a batch finishes. */
+  due: boolean
 }
 
 /** Settings of a {@link DynamicBatcher}. */
@@ -44,6 +46,10 @@ export interface BatcherSettings {
   maxDelayMs: number
   clock: Clock
   allocator: TensorAllocator
+  /** Batches of one kind allowed to run at once (the executor's parallelism). */
+  maxConcurrentBatches: number
+  /** Send a request at once when no batch of its kind is running, instead of waiting for company. */
+  dispatchWhenIdle: boolean
 }
 
 /** Counters of a {@link DynamicBatcher}. */
@@ -59,6 +65,7 @@ export interface BatcherStats {
 /** Collects requests into batches; see the module comment. */
 export class DynamicBatcher {
   private readonly queues = new Map<string, Queue>()
+  private readonly running = new Map<string, number>()
   private readonly counters = {
     requests: 0,
     batches: 0,
@@ -72,6 +79,21 @@ export class DynamicBatcher {
     private readonly settings: BatcherSettings,
     private readonly runner: BatchRunner,
   ) {}
+
+  // The batching delay is work a caller is awaiting, so with the system clock
+  // the timer stays referenced (a script awaiting a result must not exit
+  // mid-batch); it only exists while requests are queued.
+  private schedule(callback: () => void): TimerHandle {
+    if (this.settings.clock === systemClock)
+      return setTimeout(callback, this.settings.maxDelayMs) as unknown as TimerHandle
+    return this.settings.clock.setTimeout(callback, this.settings.maxDelayMs)
+  }
+
+  private unschedule(handle: TimerHandle): void {
+    if (this.settings.clock === systemClock)
+      clearTimeout(handle as unknown as ReturnType<typeof setTimeout>)
+    else this.settings.clock.clearTimer(handle)
+  }
 
   /** Whether these feeds can be batched at all (every input has a shared leading axis). */
   static canBatch(feeds: Record<string, DenseTensor>): boolean {
@@ -109,18 +131,20 @@ export class DynamicBatcher {
         queue = undefined
       }
       if (!queue) {
-        queue = { variant, items: [], rows: 0, timer: undefined }
+        queue = { variant, items: [], rows: 0, timer: undefined, due: false }
         this.queues.set(key, queue)
       }
       queue.items.push(item)
       queue.rows += rows
-      if (queue.rows >= this.settings.maxBatch || this.settings.maxDelayMs === 0) {
+      const idle = (this.running.get(key) ?? 0) < this.settings.maxConcurrentBatches
+      if (
+        queue.rows >= this.settings.maxBatch ||
+        this.settings.maxDelayMs === 0 ||
+        (idle && this.settings.dispatchWhenIdle)
+      ) {
         this.flush(key)
       } else if (queue.timer === undefined) {
-        queue.timer = this.settings.clock.setTimeout(
-          () => this.flush(key),
-          this.settings.maxDelayMs,
-        )
+        queue.timer = this.schedule(() => this.expire(key))
       }
     })
   }
@@ -135,7 +159,7 @@ export class DynamicBatcher {
         queue.items.splice(index, 1)
         queue.rows -= item.rows
         if (queue.items.length === 0) {
-          if (queue.timer !== undefined) this.settings.clock.clearTimer(queue.timer)
+          if (queue.timer !== undefined) this.unschedule(queue.timer)
           this.queues.delete(key)
         }
       }
@@ -151,14 +175,31 @@ export class DynamicBatcher {
     else item.resolve(value!)
   }
 
+  private expire(key: string): void {
+    const queue = this.queues.get(key)
+    if (!queue) return
+    queue.timer = undefined
+    // Sending a partial batch to a busy executor would only queue it there;
+    // wait for the running batch and send everything gathered by then.
+    if ((this.running.get(key) ?? 0) < this.settings.maxConcurrentBatches) this.flush(key)
+    else queue.due = true
+  }
+
   private flush(key: string): void {
     const queue = this.queues.get(key)
     if (!queue) return
     this.queues.delete(key)
-    if (queue.timer !== undefined) this.settings.clock.clearTimer(queue.timer)
+    if (queue.timer !== undefined) this.unschedule(queue.timer)
     const items = queue.items.filter((i) => !i.settled)
     if (items.length === 0) return
-    void this.runBatch(queue.variant, items)
+    this.running.set(key, (this.running.get(key) ?? 0) + 1)
+    void this.runBatch(queue.variant, items).finally(() => {
+      const left = (this.running.get(key) ?? 1) - 1
+      if (left === 0) this.running.delete(key)
+      else this.running.set(key, left)
+      const next = this.queues.get(key)
+      if (next && (next.due || this.settings.dispatchWhenIdle)) this.flush(key)
+    })
   }
 
   private async runBatch(variant: string, items: Pending[]): Promise<void> {
@@ -199,7 +240,7 @@ export class DynamicBatcher {
     for (const key of [...this.queues.keys()]) {
       const queue = this.queues.get(key)!
       this.queues.delete(key)
-      if (queue.timer !== undefined) this.settings.clock.clearTimer(queue.timer)
+      if (queue.timer !== undefined) this.unschedule(queue.timer)
       for (const item of queue.items) this.settle(item, error)
     }
   }

@@ -57,5 +57,13 @@ export async function createOnnxBackend(options: OnnxBackendOptions): Promise<Lo
     execution === 'worker'
       ? new WorkerExecutor(models, settings, threads)
       : new InlineExecutor(ort, models, settings)
-  return startLocalBackend('onnx', options, prepared, executor, provider, available)
+  return startLocalBackend(
+    'onnx',
+    options,
+    prepared,
+    executor,
+    provider,
+    available,
+    execution === 'worker' ? threads : 1,
+  )
 }
