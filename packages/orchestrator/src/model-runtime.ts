@@ -11,6 +11,8 @@ import {
   cancelledError,
   type EventSink,
   isAideError,
+  type TimerHandle,
+  timeoutError,
   toAideError,
   withDeadline,
 } from '@aide/core'
@@ -97,6 +99,18 @@ function honourRetryAfter(
   return wrapNext(inner)
 }
 
+/** A signal that never aborts: handed to calls nothing can cancel. */
+export const NEVER_ABORTED: AbortSignal = new AbortController().signal
+
+/** One attempt waiting for its deadline. */
+interface PendingAttempt {
+  deadline: number
+  timeoutMs?: number
+  controller: AbortController
+  reject: (error: unknown) => void
+  done: boolean
+}
+
 /** What a call needs from the orchestrator. */
 export interface CallContext {
   /** Aborts when the caller goes or the request deadline passes. */
@@ -144,6 +158,9 @@ export class ModelRuntime {
   readonly #maxRetryAfterMs: number
   readonly #halfOpenAfterMs: number
   #openedAt = 0
+  #deadlines: PendingAttempt[] = []
+  #deadlineHead = 0
+  #deadlineTimer: TimerHandle | undefined
   #isolation: { dispose(): void } | undefined
 
   constructor(config: ModelConfig, clock: Clock, events: EventSink<OrchestratorEvents>) {
@@ -326,6 +343,114 @@ export class ModelRuntime {
     )
   }
 
+  /**
+   * Runs one attempt with its own abort signal. The attempt rejects (and its
+   * signal aborts) when the caller's signal aborts or its timeout passes, even
+   * if the backend ignores the signal.
+   *
+   * Attempt timeouts share one clock timer per model instead of one each: a
+   * model's attempts start in time order with the same timeout, so their
+   * deadlines form a FIFO queue and only its head needs a timer. This keeps
+   * timer churn (and its p99 cost) off the hot path.
+   */
+  #attempt<T>(
+    call: (signal: AbortSignal) => Promise<T>,
+    outer: AbortSignal,
+    started: number,
+    timeoutMs: number | undefined,
+  ): Promise<T> {
+    const cancellable = outer !== NEVER_ABORTED
+    if (!cancellable && timeoutMs === undefined) return call(NEVER_ABORTED)
+    const controller = new AbortController()
+    return new Promise<T>((resolve, reject) => {
+      const entry: PendingAttempt = { deadline: 0, controller, reject, done: false }
+      const onAbort = () => {
+        if (entry.done) return
+        entry.done = true
+        const error = cancelledError(outer.reason, `orchestrator: model "${this.id}" attempt`)
+        controller.abort(error)
+        reject(error)
+      }
+      if (cancellable) outer.addEventListener('abort', onAbort, { once: true })
+      if (timeoutMs !== undefined) {
+        entry.deadline = started + timeoutMs
+        entry.timeoutMs = timeoutMs
+        this.#track(entry)
+      }
+      const settle = () => {
+        entry.done = true
+        if (cancellable) outer.removeEventListener('abort', onAbort)
+      }
+      let pending: Promise<T>
+      try {
+        pending = call(controller.signal)
+      } catch (error) {
+        settle()
+        reject(error)
+        return
+      }
+      pending.then(
+        (value) => {
+          if (entry.done) return
+          settle()
+          resolve(value)
+        },
+        (error: unknown) => {
+          if (entry.done) return
+          settle()
+          reject(error)
+        },
+      )
+    })
+  }
+
+  #track(entry: PendingAttempt): void {
+    const queue = this.#deadlines
+    while (this.#deadlineHead < queue.length && queue[this.#deadlineHead]!.done)
+      this.#deadlineHead++
+    if (this.#deadlineHead > 1024 && this.#deadlineHead * 2 > queue.length) {
+      this.#deadlines = queue.slice(this.#deadlineHead)
+      this.#deadlineHead = 0
+    }
+    this.#deadlines.push(entry)
+    if (this.#deadlineTimer === undefined) this.#armDeadlines(entry.deadline)
+  }
+
+  #armDeadlines(at: number): void {
+    this.#deadlineTimer = this.#clock.setTimeout(
+      () => this.#sweepDeadlines(),
+      Math.max(0, at - this.#clock.now()),
+    )
+  }
+
+  #sweepDeadlines(): void {
+    this.#deadlineTimer = undefined
+    const now = this.#clock.now()
+    const queue = this.#deadlines
+    while (this.#deadlineHead < queue.length) {
+      const entry = queue[this.#deadlineHead]!
+      if (!entry.done && entry.deadline > now) break
+      this.#deadlineHead++
+      if (entry.done) continue
+      entry.done = true
+      const error = timeoutError(entry.timeoutMs ?? 0, `orchestrator: model "${this.id}" attempt`)
+      entry.controller.abort(error)
+      entry.reject(error)
+    }
+    if (this.#deadlineHead >= queue.length) {
+      this.#deadlines = []
+      this.#deadlineHead = 0
+    } else {
+      this.#armDeadlines(queue[this.#deadlineHead]!.deadline)
+    }
+  }
+
+  /** Stops the deadline timer (the orchestrator is being disposed). */
+  dispose(): void {
+    if (this.#deadlineTimer !== undefined) this.#clock.clearTimer(this.#deadlineTimer)
+    this.#deadlineTimer = undefined
+  }
+
   #markDelivered(error: unknown, text: string): unknown {
     if (text && typeof error === 'object' && error !== null) afterDelivery.add(error)
     return error
@@ -367,16 +492,7 @@ export class ModelRuntime {
         try {
           const value = await this.breaker.execute(
             () =>
-              this.bulkhead.execute(
-                () =>
-                  withDeadline(call, {
-                    signal,
-                    timeoutMs,
-                    clock: this.#clock,
-                    label: `orchestrator: model "${this.id}" attempt`,
-                  }),
-                signal,
-              ),
+              this.bulkhead.execute(() => this.#attempt(call, signal, started, timeoutMs), signal),
             signal,
           )
           const latencyMs = this.#clock.now() - started

@@ -30,7 +30,7 @@ import {
 } from '@aide/core'
 import type { BackendRequest, BackendResult, ModelInput, Usage } from './backend.js'
 import { Budget, TokenBucket } from './limits.js'
-import { type CallContext, isAfterDelivery, ModelRuntime } from './model-runtime.js'
+import { type CallContext, isAfterDelivery, ModelRuntime, NEVER_ABORTED } from './model-runtime.js'
 import { builtInStrategy } from './strategies.js'
 import type {
   Attempt,
@@ -215,9 +215,6 @@ interface Flight {
   waiters: number
   settled: boolean
 }
-
-/** A signal that never aborts, shared by requests nothing can cancel. */
-const NEVER_ABORTED = new AbortController().signal
 
 interface Tenant {
   bucket: TokenBucket | undefined
@@ -1037,6 +1034,7 @@ export class Orchestrator {
   dispose(): Promise<void> {
     if (this.#disposed) return this.#disposed
     for (const timer of this.#timers) this.#clock.clearTimer(timer)
+    for (const runtime of this.#models) runtime.dispose()
     for (const controller of this.#streams) {
       controller.abort(new AideError('E_DISPOSED', 'orchestrator: disposed'))
     }
