@@ -740,31 +740,40 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
     slot.counts.respawns++
     emit('plugin-respawn', { pluginId: slot.manifest.id, reason })
     if (slot.closed || slot.instances.length + slot.spawning > 0) return
-    // Keep one warm worker so the next call does not pay the start-up.
+    // Keep one warm worker so the next call does not pay the start-up; start it
+    // after the failed call's caller has been told, not before.
     slot.spawning++
-    slot.spawn().then(
-      (plugin) => {
+    setImmediate(() => {
+      if (slot.closed) {
         slot.spawning--
-        if (slot.closed) {
-          void plugin.close()
-          return
-        }
-        const fresh = { plugin, busy: false }
-        slot.instances.push(fresh)
-        const waiter = slot.waiters.shift()
-        if (waiter) {
-          fresh.busy = true
-          waiter.resolve(fresh)
-        }
-      },
-      (error: unknown) => {
-        slot.spawning--
-        logger.error(
-          { err: error, plugin: slot.manifest.id },
-          'plugins: respawning a worker failed',
-        )
-      },
-    )
+        return
+      }
+      slot.spawn().then(
+        (plugin) => {
+          slot.spawning--
+          if (slot.closed) {
+            void plugin.close()
+            return
+          }
+          const fresh = { plugin, busy: false }
+          slot.instances.push(fresh)
+          const waiter = slot.waiters.shift()
+          if (waiter) {
+            fresh.busy = true
+            waiter.resolve(fresh)
+          }
+        },
+        (error: unknown) => {
+          slot.spawning--
+          logger.error(
+            { err: error, plugin: slot.manifest.id },
+            'plugins: respawning a worker failed',
+          )
+          // Waiters would otherwise wait for a worker that will not come.
+          for (const waiter of slot.waiters.splice(0)) waiter.reject(toAideError(error, 'E_PLUGIN'))
+        },
+      )
+    }).unref()
   }
 
   function execute(
