@@ -1,6 +1,7 @@
 /**
- * TinyLFU's popularity estimate: a count-min sketch of 4-bit-style saturating
- * counters (capped at 15) with periodic aging, behind a doorkeeper Bloom
+ * TinyLFU's popularity estimate: a count-min sketch of saturating counters
+ * (capped at 15, four per key in one 16-byte block so an update touches one
+ * cache line) with periodic aging, behind a doorkeeper Bloom
  * filter that absorbs one-hit wonders so they never touch the counters.
  */
 
@@ -30,8 +31,7 @@ const MAX_COUNT = 15
 /** Frequency sketch with aging and a doorkeeper. All operations are O(1). */
 export class FrequencySketch {
   readonly #table: Uint8Array
-  readonly #width: number
-  readonly #mask: number
+  readonly #blockMask: number
   readonly #doorkeeper: Uint32Array
   readonly #doorkeeperMask: number
   readonly #sampleSize: number
@@ -41,9 +41,10 @@ export class FrequencySketch {
   /** @param capacity the cache size in entries the sketch serves. */
   constructor(capacity: number) {
     const size = Math.max(16, Math.min(capacity, 1 << 24))
-    this.#width = nextPowerOfTwo(size)
-    this.#mask = this.#width - 1
-    this.#table = new Uint8Array(this.#width * 4)
+    const width = nextPowerOfTwo(size)
+    this.#table = new Uint8Array(width * 4)
+    // Block start offsets: multiples of 16 within the table.
+    this.#blockMask = (width * 4 - 1) & ~15
     const bits = nextPowerOfTwo(size * 4)
     this.#doorkeeper = new Uint32Array(bits / 32)
     this.#doorkeeperMask = bits - 1
@@ -66,14 +67,39 @@ export class FrequencySketch {
       this.#doorkeeper[d1 >>> 5]! |= 1 << (d1 & 31)
       this.#doorkeeper[d2 >>> 5]! |= 1 << (d2 & 31)
     } else {
+      // The key's four counters share one 16-byte block (one cache line).
       const table = this.#table
-      let h = hash
-      for (let row = 0; row < 4; row++) {
-        h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) ^ row
-        const index = row * this.#width + ((h >>> 8) & this.#mask)
-        if (table[index]! < MAX_COUNT) table[index]!++
-      }
+      const base = (Math.imul(hash, 0x2c1b3c6d) >>> 0) & this.#blockMask
+      const spread = Math.imul(hash ^ (hash >>> 16), 0x297a2d39)
+      const i0 = base + (spread & 3)
+      const i1 = base + 4 + ((spread >>> 8) & 3)
+      const i2 = base + 8 + ((spread >>> 16) & 3)
+      const i3 = base + 12 + ((spread >>> 24) & 3)
+      if (table[i0]! < MAX_COUNT) table[i0]!++
+      if (table[i1]! < MAX_COUNT) table[i1]!++
+      if (table[i2]! < MAX_COUNT) table[i2]!++
+      if (table[i3]! < MAX_COUNT) table[i3]!++
     }
+    if (this.#additions >= this.#sampleSize) this.#age()
+  }
+
+  /**
+   * Records an access of a key known to have been seen (a cache hit): goes
+   * straight to the counters, skipping the doorkeeper.
+   */
+  incrementSeen(hash: number): void {
+    this.#additions++
+    const table = this.#table
+    const base = (Math.imul(hash, 0x2c1b3c6d) >>> 0) & this.#blockMask
+    const spread = Math.imul(hash ^ (hash >>> 16), 0x297a2d39)
+    const i0 = base + (spread & 3)
+    const i1 = base + 4 + ((spread >>> 8) & 3)
+    const i2 = base + 8 + ((spread >>> 16) & 3)
+    const i3 = base + 12 + ((spread >>> 24) & 3)
+    if (table[i0]! < MAX_COUNT) table[i0]!++
+    if (table[i1]! < MAX_COUNT) table[i1]!++
+    if (table[i2]! < MAX_COUNT) table[i2]!++
+    if (table[i3]! < MAX_COUNT) table[i3]!++
     if (this.#additions >= this.#sampleSize) this.#age()
   }
 
@@ -85,13 +111,14 @@ export class FrequencySketch {
       (this.#doorkeeper[d1 >>> 5]! & (1 << (d1 & 31))) !== 0 &&
       (this.#doorkeeper[d2 >>> 5]! & (1 << (d2 & 31))) !== 0
     const table = this.#table
-    let h = hash
-    let min = MAX_COUNT
-    for (let row = 0; row < 4; row++) {
-      h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) ^ row
-      const count = table[row * this.#width + ((h >>> 8) & this.#mask)]!
-      if (count < min) min = count
-    }
+    const base = (Math.imul(hash, 0x2c1b3c6d) >>> 0) & this.#blockMask
+    const spread = Math.imul(hash ^ (hash >>> 16), 0x297a2d39)
+    const min = Math.min(
+      table[base + (spread & 3)]!,
+      table[base + 4 + ((spread >>> 8) & 3)]!,
+      table[base + 8 + ((spread >>> 16) & 3)]!,
+      table[base + 12 + ((spread >>> 24) & 3)]!,
+    )
     return min + (seen ? 1 : 0)
   }
 

@@ -67,43 +67,81 @@ interface Node {
   weight: number
   region: number
   candidate: boolean
+  /** Access tick of the last move within the protected region. */
+  touched: number
   prev: Node | undefined
   next: Node | undefined
 }
 
+const SENTINEL_ENTRY: StoredEntry = {
+  value: undefined,
+  createdAt: 0,
+  expiresAt: 0,
+  staleUntil: 0,
+  tags: [],
+}
+
+/** A doubly linked list with a sentinel, so links need no branches. */
 class List {
-  head: Node | undefined
-  tail: Node | undefined
+  readonly sentinel: Node
   count = 0
 
+  constructor() {
+    const sentinel: Node = {
+      key: '',
+      hash: 0,
+      entry: SENTINEL_ENTRY,
+      weight: 0,
+      region: -1,
+      candidate: false,
+      touched: 0,
+      prev: undefined,
+      next: undefined,
+    }
+    sentinel.prev = sentinel
+    sentinel.next = sentinel
+    this.sentinel = sentinel
+  }
+
+  /** Least recently used node. */
+  get head(): Node | undefined {
+    const node = this.sentinel.next!
+    return node === this.sentinel ? undefined : node
+  }
+
   push(node: Node): void {
-    node.prev = this.tail
-    node.next = undefined
-    if (this.tail) this.tail.next = node
-    else this.head = node
-    this.tail = node
+    const sentinel = this.sentinel
+    const last = sentinel.prev!
+    node.prev = last
+    node.next = sentinel
+    last.next = node
+    sentinel.prev = node
     this.count++
   }
 
   remove(node: Node): void {
-    if (node.prev) node.prev.next = node.next
-    else this.head = node.next
-    if (node.next) node.next.prev = node.prev
-    else this.tail = node.prev
+    node.prev!.next = node.next
+    node.next!.prev = node.prev
     node.prev = undefined
     node.next = undefined
     this.count--
   }
 
   moveToTail(node: Node): void {
-    if (this.tail === node) return
-    this.remove(node)
-    this.push(node)
+    const sentinel = this.sentinel
+    const last = sentinel.prev!
+    if (last === node) return
+    node.prev!.next = node.next
+    node.next!.prev = node.prev
+    node.prev = last
+    node.next = sentinel
+    last.next = node
+    sentinel.prev = node
   }
 
   clear(): void {
-    this.head = undefined
-    this.tail = undefined
+    this.sentinel.prev = this.sentinel
+    this.sentinel.next = this.sentinel
     this.count = 0
   }
 }
@@ -168,6 +206,7 @@ export class MemoryTier implements CacheTier {
   #bytes = 0
   #evictions = 0
   #rejections = 0
+  #tick = 0
   // hill climber state
   #sampleHits = 0
   #sampleMisses = 0
@@ -272,6 +311,7 @@ export class MemoryTier implements CacheTier {
       weight,
       region: WINDOW,
       candidate: false,
+      touched: 0,
       prev: undefined,
       next: undefined,
     }
@@ -356,14 +396,16 @@ export class MemoryTier implements CacheTier {
       this.#window.moveToTail(node)
       return
     }
-    this.#sketch.increment(node.hash)
+    this.#sketch.incrementSeen(node.hash)
     if (this.#adaptive) this.#recordSample(true)
+    const tick = ++this.#tick
     if (node.region === WINDOW) {
       this.#window.moveToTail(node)
     } else if (node.region === PROBATION) {
       this.#probation.remove(node)
       node.region = PROTECTED
       node.candidate = false
+      node.touched = tick
       this.#protected.push(node)
       while (this.#protected.count > this.#protectedMax && this.#protected.head) {
         const demoted = this.#protected.head
@@ -371,7 +413,11 @@ export class MemoryTier implements CacheTier {
         demoted.region = PROBATION
         this.#probation.push(demoted)
       }
-    } else {
+    } else if (tick - node.touched > this.#protectedMax >>> 2) {
+      // Recently moved nodes are already within the newest quarter of the
+      // protected region: skipping the move keeps hits cheap and cannot let
+      // them reach the eviction end early.
+      node.touched = tick
       this.#protected.moveToTail(node)
     }
   }

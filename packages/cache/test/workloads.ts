@@ -38,7 +38,7 @@ export function zipf(length: number, n: number, s: number, seed = 1): string[] {
 
 /** A Zipf hot set interrupted by long one-off sequential scans. */
 export function scanHeavy(length: number, seed = 2): string[] {
-  const hot = zipf(length, 800, 0.8, seed)
+  const hot = zipf(length, 900, 0.6, seed)
   const out: string[] = []
   let scanKey = 0
   for (let i = 0; i < hot.length; i++) {
