@@ -134,7 +134,10 @@ export function abortable<T>(
   return withDeadline(() => promise, options)
 }
 
-/** Resolves after `ms` milliseconds; rejects with `E_CANCELLED` if `signal` aborts first. */
+/**
+ * Resolves after `ms` milliseconds; rejects with `E_CANCELLED` if `signal` aborts first.
+ * Unlike background timers, it keeps the process alive while awaited.
+ */
 export function sleep(
   ms: number,
   options: { signal?: AbortSignal; clock?: Clock } = {},
@@ -147,10 +150,15 @@ export function sleep(
       clock.clearTimer(timer)
       reject(cancelledError(signal?.reason, 'sleep'))
     }
-    const timer = clock.setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
+    // The caller is awaiting this timer: it keeps the process alive, like timers/promises.
+    const timer = clock.setTimeout(
+      () => {
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      },
+      ms,
+      { keepAlive: true },
+    )
     signal?.addEventListener('abort', onAbort, { once: true })
   })
 }

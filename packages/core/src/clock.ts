@@ -6,12 +6,22 @@
 /** An opaque timer handle returned by a `Clock`. */
 export type TimerHandle = { readonly __timer: unique symbol } | object
 
-/** A source of time and timers. Timers never keep the process alive. */
+/** Options of {@link Clock.setTimeout}. */
+export interface TimerOptions {
+  /**
+   * Keep the process alive until the timer fires. Default false: background
+   * timers (probes, compaction, deadlines) never hold a process open. Set it
+   * when a caller is awaiting the timer itself, as `sleep` does.
+   */
+  keepAlive?: boolean
+}
+
+/** A source of time and timers. Timers do not keep the process alive unless asked to. */
 export interface Clock {
   /** Milliseconds since the Unix epoch (may be fractional for a manual clock). */
   now(): number
   /** Calls `callback` once after `ms` milliseconds. */
-  setTimeout(callback: () => void, ms: number): TimerHandle
+  setTimeout(callback: () => void, ms: number, options?: TimerOptions): TimerHandle
   /** Calls `callback` every `ms` milliseconds until cleared. */
   setInterval(callback: () => void, ms: number): TimerHandle
   /** Cancels a timer from `setTimeout` or `setInterval`. Unknown handles are ignored. */
@@ -26,7 +36,10 @@ function unref<T>(timer: T): T {
 /** The real clock: `Date.now()` and unref'd platform timers. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (callback, ms) => unref(setTimeout(callback, ms)) as unknown as TimerHandle,
+  setTimeout: (callback, ms, options) => {
+    const timer = setTimeout(callback, ms)
+    return (options?.keepAlive ? timer : unref(timer)) as unknown as TimerHandle
+  },
   setInterval: (callback, ms) => unref(setInterval(callback, ms)) as unknown as TimerHandle,
   clearTimer: (handle) => {
     clearTimeout(handle as Parameters<typeof clearTimeout>[0])

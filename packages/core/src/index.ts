@@ -16,7 +16,13 @@ export {
   type WithDeadlineOptions,
   withDeadline,
 } from './abort.js'
-export { type Clock, ManualClock, systemClock, type TimerHandle } from './clock.js'
+export {
+  type Clock,
+  ManualClock,
+  systemClock,
+  type TimerHandle,
+  type TimerOptions,
+} from './clock.js'
 export {
   type Disposable,
   type DisposableHandle,

@@ -73,6 +73,11 @@ describe('systemClock', () => {
       expect(handle.hasRef?.()).toBe(false)
     })
     expect(fired).toBe(true)
+    const kept = systemClock.setTimeout(() => undefined, 1000, { keepAlive: true }) as {
+      hasRef?: () => boolean
+    }
+    expect(kept.hasRef?.()).toBe(true)
+    systemClock.clearTimer(kept)
     let count = 0
     const interval = systemClock.setInterval(() => count++, 1)
     systemClock.clearTimer(interval)
