@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   Budget,
   createOrchestrator,
+  type ModelBackend,
   type ModelConfig,
   type OrchestratorEvents,
   TokenBucket,
@@ -453,6 +454,41 @@ describe('deadlines', () => {
     const next = iterator.next()
     await orchestrator.dispose()
     expect((await rejection(next)).code).toBe('E_DISPOSED')
+  })
+})
+
+describe('attempt deadlines on the clock', () => {
+  it('expires attempts in order from one shared timer, skipping finished ones', async () => {
+    const clock = new ManualClock()
+    const calls: Array<{ signal: AbortSignal; resolve: (text: string) => void }> = []
+    const backend: ModelBackend = {
+      kind: 'manual',
+      invoke: (_request, { signal }) =>
+        new Promise((resolve) => {
+          calls.push({ signal, resolve: (text) => resolve({ output: { text } }) })
+        }),
+    }
+    const orchestrator = createOrchestrator({
+      models: [{ id: 'm', tasks: ['chat'], backend, attemptTimeoutMs: 100, retry: { retries: 0 } }],
+      clock,
+    })
+    const a = rejection(orchestrator.run({ task: 'chat', input: { prompt: 'a' } }))
+    await clock.advanceAsync(50)
+    const b = orchestrator.run({ task: 'chat', input: { prompt: 'b' } })
+    await clock.advanceAsync(10)
+    const c = rejection(orchestrator.run({ task: 'chat', input: { prompt: 'c' } }))
+    await expect.poll(() => calls.length).toBe(3)
+    calls[1]!.resolve('b done')
+    expect((await b).text).toBe('b done')
+    await clock.advanceAsync(40)
+    expect((await a).code).toBe('E_TIMEOUT')
+    expect(calls[0]!.signal.aborted).toBe(true)
+    expect(calls[2]!.signal.aborted).toBe(false)
+    await clock.advanceAsync(60)
+    expect((await c).code).toBe('E_TIMEOUT')
+    expect(calls[2]!.signal.aborted).toBe(true)
+    expect(calls[1]!.signal.aborted).toBe(false)
+    expect(clock.pendingTimers).toBe(0)
   })
 })
 
