@@ -144,27 +144,11 @@ if (report.wants('tensor-churn')) {
 
 // 3. Acquire latency percentiles and hit rate after warm-up, mixed sizes up to 1 MiB.
 if (report.wants('acquire-latency')) {
-  const latencyPool = new BufferPool({ name: 'latency', compaction: false })
   const sizes = [4 * KiB, 16 * KiB, 64 * KiB, 200 * KiB, 1 * MiB]
   const rounds = options.quick ? 2_000 : 20_000
-  const live: Array<{ release(): void }> = []
-  for (const size of sizes)
-    for (let index = 0; index < 4; index++) live.push(latencyPool.acquire(size))
-  for (const handle of live.splice(0)) handle.release()
-  const warm = latencyPool.stats()
-  const poolNs: number[] = []
+  // The naive side: one allocation per round, keeping the last few alive as a real loop would.
+  collect()
   const naiveNs: number[] = []
-  collect()
-  for (let round = 0; round < rounds; round++) {
-    const size = sizes[round % sizes.length]!
-    const started = performance.now()
-    const handle = latencyPool.acquire(size)
-    poolNs.push((performance.now() - started) * 1e6)
-    live.push(handle)
-    if (live.length >= 3) live.shift()!.release()
-  }
-  for (const handle of live.splice(0)) handle.release()
-  collect()
   const kept: Uint8Array[] = []
   for (let round = 0; round < rounds; round++) {
     const size = sizes[round % sizes.length]!
@@ -174,30 +158,51 @@ if (report.wants('acquire-latency')) {
     kept.push(fresh)
     if (kept.length >= 3) kept.shift()
   }
-  const after = latencyPool.stats()
-  const hits = after.hits - warm.hits
-  const misses = after.misses - warm.misses
-  report.add({
-    case: 'acquire-p99.9-upto-1MiB',
-    subject: 'BufferPool',
-    peer: 'new Uint8Array',
-    metric: 'p99.9 µs',
-    subjectValue: percentile(poolNs, 99.9) / 1000,
-    peerValue: percentile(naiveNs, 99.9) / 1000,
-    higherIsBetter: false,
-    note: `p50 ${(percentile(poolNs, 50) / 1000).toFixed(2)} µs vs ${(percentile(naiveNs, 50) / 1000).toFixed(2)} µs`,
-  })
-  report.add({
-    case: 'hit-rate-after-warmup',
-    subject: 'BufferPool',
-    peer: 'target 99%',
-    metric: 'hit rate',
-    subjectValue: hits / (hits + misses),
-    peerValue: 0.99,
-    higherIsBetter: true,
-    note: `${hits} hits, ${misses} misses`,
-  })
-  latencyPool.dispose()
+  for (const zeroOnReuse of [true, false]) {
+    const latencyPool = new BufferPool({ name: 'latency', compaction: false, zeroOnReuse })
+    const live: Array<{ release(): void }> = []
+    for (const size of sizes)
+      for (let index = 0; index < 4; index++) live.push(latencyPool.acquire(size))
+    for (const handle of live.splice(0)) handle.release()
+    const warm = latencyPool.stats()
+    const poolNs: number[] = []
+    collect()
+    for (let round = 0; round < rounds; round++) {
+      const size = sizes[round % sizes.length]!
+      const started = performance.now()
+      const handle = latencyPool.acquire(size)
+      poolNs.push((performance.now() - started) * 1e6)
+      live.push(handle)
+      if (live.length >= 3) live.shift()!.release()
+    }
+    for (const handle of live.splice(0)) handle.release()
+    const after = latencyPool.stats()
+    const hits = after.hits - warm.hits
+    const misses = after.misses - warm.misses
+    const variant = zeroOnReuse ? 'zeroed' : 'unzeroed'
+    const micros = (values: number[], p: number) => (percentile(values, p) / 1000).toFixed(2)
+    report.add({
+      case: `acquire-p99.9-upto-1MiB-${variant}`,
+      subject: 'BufferPool',
+      peer: 'new Uint8Array',
+      metric: 'p99.9 µs',
+      subjectValue: percentile(poolNs, 99.9) / 1000,
+      peerValue: percentile(naiveNs, 99.9) / 1000,
+      higherIsBetter: false,
+      note: `p50 ${micros(poolNs, 50)} vs ${micros(naiveNs, 50)} µs, p99 ${micros(poolNs, 99)} vs ${micros(naiveNs, 99)} µs`,
+    })
+    report.add({
+      case: `hit-rate-after-warmup-${variant}`,
+      subject: 'BufferPool',
+      peer: 'target 99%',
+      metric: 'hit rate',
+      subjectValue: hits / (hits + misses),
+      peerValue: 0.99,
+      higherIsBetter: true,
+      note: `${hits} hits, ${misses} misses`,
+    })
+    latencyPool.dispose()
+  }
 }
 
 // 4. WorkspaceMemory hot reads against reading the file each time.
