@@ -69,6 +69,12 @@ describe('degradation with a real redis-server killed, paused and restarted duri
       )
       expect(events).toContain('breaker-close')
       expect(l2.stats().reconnects).toBeGreaterThan(0)
+      // Invalidations sent during the outage were missed: L1 was cleared on resubscribe.
+      await until(
+        () => cache.stats().invalidationsReceived > 0,
+        30_000,
+        'L1 clear after resubscribe',
+      )
 
       // Paused (SIGSTOP): commands hang, bounded by the timeouts.
       const errorsBefore = l2Stats().errors

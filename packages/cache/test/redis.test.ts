@@ -33,6 +33,31 @@ describe('redis tier', () => {
     })
   })
 
+  it('passes ACL credentials through the URL', async () => {
+    // The shared server gets an extra ACL user; the default user stays open for the other tests.
+    const admin = await redisTier({ url: redis.url, prefix: 'acl-admin:' })
+    await admin.client.call('ACL', 'SETUSER', 'app', 'on', '>s3cret', '~*', '&*', '+@all')
+    await admin.dispose()
+    const good = await redisTier({
+      url: `redis://app:s3cret@127.0.0.1:${redis.port}`,
+      prefix: 'acl:',
+    })
+    const entry = { value: 'ok', createdAt: 0, expiresAt: Infinity, staleUntil: Infinity, tags: [] }
+    await good.set('k', entry)
+    expect((await good.get('k'))?.value).toBe('ok')
+    expect(await good.client.call('ACL', 'WHOAMI')).toBe('app')
+    await good.dispose()
+    const bad = await redisTier({
+      url: `redis://app:wrong@127.0.0.1:${redis.port}`,
+      prefix: 'acl:',
+      connectTimeoutMs: 500,
+    })
+    const cache = createCache({ l2: bad, tierTimeoutMs: 500 })
+    expect(await cache.get('k')).toBeUndefined()
+    expect(cache.stats().tiers[1]!.errors).toBeGreaterThan(0)
+    await cache.dispose()
+  }, 60_000)
+
   it('keeps prefixes apart and clear() only removes its own keys', async () => {
     const a = await redisTier({ url: redis.url, prefix: freshPrefix() })
     const b = await redisTier({ url: redis.url, prefix: freshPrefix() })
