@@ -17,8 +17,6 @@ export interface CapabilityPolicy {
    * the workspace-relative paths that may be read (default: all of `root`).
    */
   workspace?: { root: string; read?: string[] }
-  /** Host names plugins may reach over HTTP (`*.example.com` matches subdomains). */
-  http?: string[]
 }
 
 /** The capabilities actually granted to one plugin. */
@@ -29,8 +27,6 @@ export interface GrantedCapabilities {
   config: Record<string, string>
   /** Absolute paths (files or folders) the plugin can read with `aide_read_file`. */
   workspaceRead: string[]
-  /** Host names the plugin can reach. */
-  http: string[]
 }
 
 /** Validates a host capability policy. */
@@ -60,15 +56,6 @@ export function parseCapabilityPolicy(value: unknown, field: string): Capability
     }
     policy.workspace = { root: resolve(value.workspace.root), ...(read ? { read: [...read] } : {}) }
   }
-  if (value.http !== undefined) {
-    if (
-      !Array.isArray(value.http) ||
-      value.http.some((h) => typeof h !== 'string' || h.length === 0)
-    ) {
-      throw invalidInput(`${field}.http`, 'must be an array of host names')
-    }
-    policy.http = [...value.http]
-  }
   return policy
 }
 
@@ -76,14 +63,6 @@ export function parseCapabilityPolicy(value: unknown, field: string): Capability
 export function isWithin(folder: string, path: string): boolean {
   const rel = relative(folder, path)
   return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel))
-}
-
-function hostAllowed(host: string, allowed: readonly string[]): boolean {
-  return allowed.some((pattern) =>
-    pattern.startsWith('*.')
-      ? host === pattern.slice(2) || host.endsWith(pattern.slice(1))
-      : host === pattern,
-  )
 }
 
 /**
@@ -95,7 +74,7 @@ export function grantCapabilities(
   policy: CapabilityPolicy,
 ): { granted: GrantedCapabilities; denied: string[] } {
   const denied: string[] = []
-  const granted: GrantedCapabilities = { log: false, config: {}, workspaceRead: [], http: [] }
+  const granted: GrantedCapabilities = { log: false, config: {}, workspaceRead: [] }
   if (requested.log) {
     if (policy.log) granted.log = true
     else denied.push('log')
@@ -120,10 +99,6 @@ export function grantCapabilities(
     } else {
       denied.push(`workspace.read:${path}`)
     }
-  }
-  for (const host of requested.http ?? []) {
-    if (hostAllowed(host, policy.http ?? [])) granted.http.push(host)
-    else denied.push(`http:${host}`)
   }
   return { granted, denied }
 }

@@ -333,7 +333,6 @@ function describeCapabilities(granted: GrantedCapabilities): string[] {
     ...(granted.log ? ['log'] : []),
     ...Object.keys(granted.config).map((key) => `config.${key}`),
     ...granted.workspaceRead.map((path) => `workspace.read:${path}`),
-    ...granted.http.map((host) => `http:${host}`),
   ]
 }
 
@@ -505,6 +504,17 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
           },
         )
       }
+      if (
+        entry.module === 'extism:host/env' &&
+        (entry.name === 'http_request' || entry.name === 'http_status_code')
+      ) {
+        // Extism 1.0 implements http_request only in its own worker mode, which the host does not use.
+        throw new AideError(
+          'E_PERMISSION',
+          `plugins: ${manifest.id} imports "${entry.name}"; outbound HTTP is not available to plugins in this host`,
+          { details: { pluginId: manifest.id, import: entry.name } },
+        )
+      }
       if (entry.module === 'extism:host/user') {
         const capability = USER_FUNCTIONS[entry.name]
         if (!capability) {
@@ -576,7 +586,7 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
               useWasi: usesWasi,
               runInWorker: false,
               config: granted.config,
-              allowedHosts: granted.http,
+              allowedHosts: [],
               allowedPaths: {},
               logger: pluginLog,
               functions: needsReadFile
@@ -588,7 +598,6 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
             module,
             useWasi: usesWasi,
             config: granted.config,
-            allowedHosts: granted.http,
             workspace: policy.workspace
               ? { root: policy.workspace.root, read: granted.workspaceRead }
               : undefined,

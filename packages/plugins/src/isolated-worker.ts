@@ -22,8 +22,6 @@ export interface IsolatedPluginOptions {
   useWasi: boolean
   /** Config values granted to the plugin. */
   config: Record<string, string>
-  /** Hosts granted for `http_request`. */
-  allowedHosts: string[]
   /** Absolute paths readable through `aide_read_file`, and the workspace root paths are relative to. */
   workspace: { root: string; read: string[] } | undefined
   /** Whether the module imports `aide_read_file`. */
@@ -69,7 +67,7 @@ extism.createPlugin({ wasm: [{ module: workerData.module }] }, {
   useWasi: workerData.useWasi,
   runInWorker: false,
   config: workerData.config,
-  allowedHosts: workerData.allowedHosts,
+  allowedHosts: [],
   allowedPaths: {},
   logger,
   functions: workerData.needsReadFile ? { 'extism:host/user': { aide_read_file: readFile } } : undefined,
@@ -124,7 +122,6 @@ export function startIsolatedPlugin(options: IsolatedPluginOptions): Promise<Plu
       module: options.module,
       useWasi: options.useWasi,
       config: options.config,
-      allowedHosts: options.allowedHosts,
       workspace: options.workspace,
       needsReadFile: options.needsReadFile,
       log: options.onLog !== undefined,

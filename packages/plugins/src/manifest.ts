@@ -52,12 +52,10 @@ export interface RequestedCapabilities {
   config?: string[]
   /** Workspace-relative paths (files or folders) the plugin wants to read through `aide_read_file`. */
   'workspace.read'?: string[]
-  /** Host names the plugin wants to reach with Extism `http_request`. */
-  http?: string[]
 }
 
 /** The names of the capabilities a manifest may request. */
-export const CAPABILITY_NAMES = ['log', 'config', 'workspace.read', 'http'] as const
+export const CAPABILITY_NAMES = ['log', 'config', 'workspace.read'] as const
 
 /** The validated content of `aide-plugin.json`. */
 export interface PluginManifest {
@@ -151,7 +149,6 @@ function parseCapabilities(value: unknown, field: string): RequestedCapabilities
       (p, i) => relativePath(p, `${field}["workspace.read"][${i}]`),
     )
   }
-  if (value.http !== undefined) out.http = stringArray(value.http, `${field}.http`)
   return out
 }
 

@@ -285,6 +285,20 @@ describe('capabilities', () => {
     ).rejects.toMatchObject({ code: 'E_PERMISSION' })
   })
 
+  it('refuses a module that imports http_request', async () => {
+    const httpWasm = await fixture('http')
+    const host = newHost()
+    await expect(
+      host.load({
+        manifest: manifestFor(httpWasm, {
+          id: 'test.http',
+          entries: [{ kind: 'command', export: 'fetch', command: 'fetch' }],
+        }),
+        wasm: httpWasm,
+      }),
+    ).rejects.toMatchObject({ code: 'E_PERMISSION', details: { import: 'http_request' } })
+  })
+
   it('reads only inside granted paths, symlinks included', async () => {
     const host = newHost({ capabilities: { workspace: { root: workspace } } })
     const info = await host.load({

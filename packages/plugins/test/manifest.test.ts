@@ -30,7 +30,6 @@ describe('parseManifest', () => {
           log: true,
           config: ['level'],
           'workspace.read': ['src'],
-          http: ['api.example.com'],
         },
         entries: [{ kind: 'diagnostics', export: 'audit', languages: ['typescript'] }],
       }),
@@ -70,6 +69,10 @@ describe('parseManifest', () => {
     ],
     [{ ...manifestFor(wasm), capabilities: { shell: true } }, 'manifest.capabilities.shell'],
     [
+      { ...manifestFor(wasm), capabilities: { http: ['api.example.com'] } },
+      'manifest.capabilities.http',
+    ],
+    [
       { ...manifestFor(wasm), capabilities: { 'workspace.read': ['/etc'] } },
       'manifest.capabilities["workspace.read"][0]',
     ],
@@ -108,22 +111,19 @@ describe('grantCapabilities', () => {
         log: true,
         config: ['level', 'token'],
         'workspace.read': ['src', 'secrets'],
-        http: ['api.example.com', 'evil.test'],
       },
       {
         log: false,
         config: { level: 'warn' },
         workspace: { root: '/ws', read: ['src'] },
-        http: ['*.example.com'],
       },
     )
     expect(granted).toEqual({
       log: false,
       config: { level: 'warn' },
       workspaceRead: ['/ws/src'],
-      http: ['api.example.com'],
     })
-    expect(denied).toEqual(['log', 'config.token', 'workspace.read:secrets', 'http:evil.test'])
+    expect(denied).toEqual(['log', 'config.token', 'workspace.read:secrets'])
   })
 
   it('denies everything under an empty policy', () => {
