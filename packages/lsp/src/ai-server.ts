@@ -30,6 +30,11 @@ import {
   type LanguageServerOptions,
   type LanguageServerStats,
 } from './server.js'
+import {
+  WorkspaceIndex,
+  type WorkspaceIndexOptions,
+  type WorkspaceIndexStats,
+} from './workspace-index.js'
 
 /** Options of {@link createAiLanguageServer}. */
 export interface AiLanguageServerOptions
@@ -50,6 +55,13 @@ export interface AiLanguageServerOptions
   fallbackCompletion?: CompletionProvider
   /** Diagnostics providers. Default: the shipped audit rules. */
   diagnostics?: readonly DiagnosticsProvider[]
+  /**
+   * Index the unopened files of the client's first workspace folder (read
+   * through `WorkspaceMemory`) for context gathering, under an "indexing"
+   * progress indicator. `false` turns it off. Default: on, with the defaults
+   * of {@link WorkspaceIndexOptions}.
+   */
+  workspace?: false | Omit<WorkspaceIndexOptions, 'root'>
   /** Extra services to tear down with the server (e.g. a cache, a bus), in reverse order. */
   resources?: ReadonlyArray<{ name: string; dispose(): void | Promise<void> }>
   logger?: Logger
@@ -73,6 +85,7 @@ export interface AiLanguageServerStats extends LanguageServerStats {
     fallbackAnswers: number
   }
   services: ServiceManagerStats
+  workspace: WorkspaceIndexStats | undefined
 }
 
 /** The assembled server. */
@@ -86,6 +99,7 @@ export interface AiLanguageServer extends Omit<LanguageServer, 'stats'> {
 }
 
 const ModelService = defineService<CompletionProvider>('completion-model')
+const WorkspaceService = defineService<WorkspaceIndex>('workspace-index')
 
 /**
  * Creates the assembled AI language server on `options.connection`. Call
@@ -114,6 +128,9 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
   let modelAnswers = 0
   let fallbackAnswers = 0
   let server: LanguageServer | undefined
+  let workspaceIndex: WorkspaceIndex | undefined
+  if (options.workspace !== undefined && options.workspace !== false)
+    assertObject(options.workspace, 'options.workspace')
 
   for (const resource of options.resources ?? []) {
     assertObject(resource, 'options.resources[]')
@@ -199,8 +216,50 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
     logger,
     ...(options.meter ? { meter: options.meter } : {}),
     ...(events ? { events } : {}),
-    onInitialized: async () => {
-      if (loadModel && options.preloadModel !== false) await ensureModel().catch(() => undefined)
+    contextDocuments: () => workspaceIndex?.snapshots() ?? [],
+    onInitialized: async (started) => {
+      const root = started.workspaceFolders()[0]
+      const indexing =
+        root && options.workspace !== false
+          ? (() => {
+              services.register(WorkspaceService, {
+                factory: async (_deps, context) => {
+                  const index = new WorkspaceIndex({ ...(options.workspace || {}), root, logger })
+                  try {
+                    await started.withProgress('aide: indexing the workspace', (report) =>
+                      index.build({
+                        signal: context.signal,
+                        onProgress: (done, total) =>
+                          report(
+                            `${done}/${total} files`,
+                            Math.round((done / Math.max(1, total)) * 100),
+                          ),
+                      }),
+                    )
+                  } catch (error) {
+                    index.dispose()
+                    throw error
+                  }
+                  return index
+                },
+              })
+              return services.get(WorkspaceService).then(
+                (index) => {
+                  workspaceIndex = index
+                },
+                (error: unknown) =>
+                  logger.warn(
+                    { err: error },
+                    'lsp: workspace indexing failed; using open documents only',
+                  ),
+              )
+            })()
+          : Promise.resolve()
+      const preloading =
+        loadModel && options.preloadModel !== false
+          ? ensureModel().catch(() => undefined)
+          : Promise.resolve()
+      await Promise.all([indexing, preloading])
     },
   })
   const base = server
@@ -214,6 +273,7 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
     settings: () => base.settings(),
     updateSettings: (input) => base.updateSettings(input),
     clearCompletionCache: () => base.clearCompletionCache(),
+    workspaceFolders: () => base.workspaceFolders(),
     withProgress: (title, task) => base.withProgress(title, task),
     listen: () => base.listen(),
     loadModel: ensureModel,
@@ -221,6 +281,7 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
       ...base.stats(),
       model: { state: modelState, provider: modelName, answered: modelAnswers, fallbackAnswers },
       services: services.stats(),
+      workspace: workspaceIndex?.stats(),
     }),
     async dispose() {
       await base.dispose()

@@ -68,3 +68,9 @@ export function createInMemoryLspPair(): InMemoryLspPair {
     },
   }
 }
+
+export {
+  WorkspaceIndex,
+  type WorkspaceIndexOptions,
+  type WorkspaceIndexStats,
+} from './workspace-index.js'

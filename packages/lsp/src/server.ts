@@ -45,7 +45,7 @@ import {
 } from 'vscode-languageserver'
 import { CompletionCache, type CompletionCacheStats } from './completion-cache.js'
 import { gatherContext } from './context.js'
-import { DocumentStore, type DocumentStoreStats } from './document-store.js'
+import { type DocumentSnapshot, DocumentStore, type DocumentStoreStats } from './document-store.js'
 import { isSuperseded, LatestRequestScheduler, type LatestRequestStats } from './latest-request.js'
 import type {
   CodeActionProvider,
@@ -90,6 +90,12 @@ export interface LanguageServerOptions {
   diagnostics?: DiagnosticsProvider | readonly DiagnosticsProvider[]
   /** Extra code actions (quick fixes from diagnostics are always offered). */
   codeActions?: CodeActionProvider
+  /**
+   * More documents for context gathering besides the open ones (e.g. unopened
+   * workspace files from a `WorkspaceIndex`). An open document with the same
+   * URI wins.
+   */
+  contextDocuments?: () => readonly DocumentSnapshot[]
   /** Settings before the client's `initializationOptions` and configuration apply. */
   settings?: LanguageServerSettingsInput
   /** Section of `workspace/didChangeConfiguration` settings read (`{ aide: {...} }`). Default `aide`. */
@@ -146,6 +152,8 @@ export interface LanguageServer extends Disposable {
     title: string,
     task: (report: (message: string, percentage?: number) => void) => Promise<T>,
   ): Promise<T>
+  /** The client's workspace folders as file-system paths (from `initialize`), empty before it. */
+  workspaceFolders(): string[]
   /** Forgets every cached suggestion (e.g. after a better model became ready). */
   clearCompletionCache(): void
   /** Starts listening on the connection. Call once. */
@@ -206,6 +214,23 @@ function readPosition(params: unknown, method: string): { uri: string; position:
     uri: textDocument.uri,
     position: { line: position!.line as number, character: position!.character as number },
   }
+}
+
+function readWorkspaceFolders(params: InitializeParams | undefined): string[] {
+  const uris: unknown[] = []
+  if (Array.isArray(params?.workspaceFolders))
+    for (const folder of params.workspaceFolders) uris.push(folder?.uri)
+  if (uris.length === 0) uris.push(params?.rootUri)
+  const paths: string[] = []
+  for (const uri of uris) {
+    if (typeof uri !== 'string' || !uri.startsWith('file://')) continue
+    try {
+      paths.push(decodeURIComponent(new URL(uri).pathname))
+    } catch {
+      // A malformed URI names no folder.
+    }
+  }
+  return paths
 }
 
 function rangesOverlap(a: Range, b: Range): boolean {
@@ -274,6 +299,7 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
   const published = new Map<string, PublishedFixes>()
   const latency = meter.histogram?.('aide_lsp_completion_ms', { help: 'Completion latency (ms)' })
   let clientSupportsProgress = false
+  let folders: string[] = []
   let initialized = false
   let listening = false
   let disposed = false
@@ -337,6 +363,20 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
 
   // ---- completion ---------------------------------------------------------
 
+  function contextSources(): DocumentSnapshot[] {
+    const open = documents.all()
+    if (!options.contextDocuments) return open
+    let extra: readonly DocumentSnapshot[] = []
+    try {
+      extra = options.contextDocuments()
+    } catch (error) {
+      logger.warn({ err: error }, 'lsp: contextDocuments failed')
+    }
+    if (!Array.isArray(extra) || extra.length === 0) return open
+    const openUris = new Set(open.map((d) => d.uri))
+    return [...open, ...extra.filter((d) => d && typeof d.uri === 'string' && !openUris.has(d.uri))]
+  }
+
   async function complete(
     uri: string,
     position: Position,
@@ -355,7 +395,7 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
       const suggestions = await scheduler.run(
         `${trigger}:${uri}`,
         async (inner) => {
-          const context = gatherContext(snapshot, position, documents.all(), current.context)
+          const context = gatherContext(snapshot, position, contextSources(), current.context)
           const key = {
             uri,
             offset: context.offset,
@@ -689,6 +729,7 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
       disposables.add(
         connection.onInitialize((params: InitializeParams): InitializeResult => {
           clientSupportsProgress = params?.capabilities?.window?.workDoneProgress === true
+          folders = readWorkspaceFolders(params)
           if (
             params?.initializationOptions !== undefined &&
             params.initializationOptions !== null
@@ -809,6 +850,7 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
       )
       connection.listen()
     },
+    workspaceFolders: () => [...folders],
     clearCompletionCache() {
       cache.clear()
     },

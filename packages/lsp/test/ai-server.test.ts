@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   InitializedNotification,
@@ -151,6 +155,55 @@ describe('createAiLanguageServer', () => {
     expect(server.stats().model.state).toBe('absent')
     await expect(server.loadModel()).rejects.toMatchObject({ code: 'E_UNAVAILABLE' })
     await complete()
+  })
+
+  it('uses unopened workspace files, indexed under a progress indicator, as completion context', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'aide-lsp-ai-'))
+    try {
+      writeFileSync(
+        join(root, 'helpers.ts'),
+        'export function area(shape) {\n  return computeArea(shape.width, shape.height, shape.unit)\n}\n',
+      )
+      const pair = createInMemoryLspPair()
+      const server = createAiLanguageServer({
+        connection: pair.server,
+        closed: pair.closed,
+        settings: { completion: { debounceMs: 0 } },
+      })
+      running.push({ pair, server })
+      server.listen()
+      const progress: Array<{ kind: string; title?: string }> = []
+      pair.client.onRequest(WorkDoneProgressCreateRequest.type, () => undefined)
+      pair.client.onNotification(
+        '$/progress',
+        (params: { value: { kind: string; title?: string } }) => {
+          progress.push(params.value)
+        },
+      )
+      pair.client.listen()
+      await pair.client.sendRequest(InitializeRequest.type, {
+        processId: null,
+        rootUri: pathToFileURL(root).href,
+        capabilities: { window: { workDoneProgress: true } },
+      })
+      await pair.client.sendNotification(InitializedNotification.type, {})
+      await eventually(() => server.stats().workspace?.built)
+      const uri = pathToFileURL(join(root, 'main.ts')).href
+      const text = 'const total = computeArea(shape.wi'
+      await pair.client.sendNotification('textDocument/didOpen', {
+        textDocument: { uri, languageId: 'typescript', version: 1, text },
+      })
+      await eventually(() => server.documents.version(uri) === 1)
+      const list = (await pair.client.sendRequest('textDocument/completion', {
+        textDocument: { uri },
+        position: { line: 0, character: text.length },
+      })) as { items: Array<{ label: string }> }
+      expect(list.items.map((i) => i.label)).toContain('width, shape.height, shape.unit)')
+      expect(progress.find((p) => p.kind === 'begin')?.title).toBe('aide: indexing the workspace')
+      expect(server.stats().workspace).toMatchObject({ files: 1 })
+    } finally {
+      rmSync(root, { recursive: true, force: true })
+    }
   })
 
   it('rejects bad options naming the field', () => {
