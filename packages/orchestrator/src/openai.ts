@@ -84,7 +84,7 @@ export function openAICompatible(options: OpenAICompatibleOptions): ModelBackend
   assertString(options.baseUrl, 'options.baseUrl')
   let base: URL
   try {
-    base = new URL(options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`)
+    base = new URL(options.baseUrl)
   } catch {
     throw invalidInput('options.baseUrl', 'must be an absolute URL')
   }
@@ -96,7 +96,13 @@ export function openAICompatible(options: OpenAICompatibleOptions): ModelBackend
     assertNumber(options.maxResponseBytes, 'options.maxResponseBytes', { min: 1, integer: true })
   if (options.fetch !== undefined) assertFunction(options.fetch, 'options.fetch')
   if (options.headers !== undefined) assertObject(options.headers, 'options.headers')
-  const endpoint = new URL('chat/completions', base).toString()
+  if (!base.pathname.endsWith('/')) base.pathname += '/'
+  const endpointUrl = new URL('chat/completions', base)
+  // Keep a query the server needs (e.g. an api-version).
+  endpointUrl.search = base.search
+  const endpoint = endpointUrl.toString()
+  // What stats may show: no user:password part, no query string (some gateways take keys there).
+  const shownEndpoint = `${endpointUrl.origin}${endpointUrl.pathname}`
   const name = options.name ?? 'openai'
   const apiKey = options.apiKey
   const maxBytes = options.maxResponseBytes ?? 8 * 1024 * 1024
@@ -104,8 +110,11 @@ export function openAICompatible(options: OpenAICompatibleOptions): ModelBackend
   const counters = { requests: 0, streams: 0, failures: 0, inputTokens: 0, outputTokens: 0 }
 
   /** Removes the API key from any text that may be shown. */
+  const secrets = [apiKey, base.password && decodeURIComponent(base.password)].filter(
+    (secret): secret is string => typeof secret === 'string' && secret.length >= 4,
+  )
   const redact = (text: string): string =>
-    apiKey && apiKey.length >= 4 ? text.split(apiKey).join('[redacted]') : text
+    secrets.reduce((out, secret) => out.split(secret).join('[redacted]'), text)
 
   const fail = (
     code: ConstructorParameters<typeof AideError>[0],
@@ -459,7 +468,7 @@ export function openAICompatible(options: OpenAICompatibleOptions): ModelBackend
     },
 
     stats() {
-      return { endpoint: redact(endpoint), ...counters }
+      return { endpoint: redact(shownEndpoint), ...counters }
     },
   }
 }

@@ -428,6 +428,32 @@ describe('openAICompatible', () => {
     )
   })
 
+  it('stats never show credentials from the URL', () => {
+    const backend = openAICompatible({
+      baseUrl: 'http://user:hunter2@127.0.0.1:9/v1?key=abc',
+      apiKey: KEY,
+    })
+    const shown = JSON.stringify(backend.stats?.())
+    expect(shown).toContain('http://127.0.0.1:9/v1/chat/completions')
+    expect(shown).not.toContain('hunter2')
+    expect(shown).not.toContain('key=abc')
+    expect(shown).not.toContain(KEY)
+  })
+
+  it('a password in the base URL never reaches an error', async () => {
+    const backend = openAICompatible({ baseUrl: 'http://user:hunter2@127.0.0.1:9/v1', apiKey: KEY })
+    const orchestrator = createOrchestrator({
+      models: [{ id: 'x', tasks: ['chat'], backend, retry: { retries: 0 } }],
+    })
+    const error = await capture(orchestrator.run({ task: 'chat', input: chat }))
+    const everything = [
+      error.message,
+      JSON.stringify(error),
+      String((error.cause as Error)?.message),
+    ].join('\n')
+    expect(everything).not.toContain('hunter2')
+  })
+
   it('parses Retry-After in ms, seconds and HTTP dates', () => {
     expect(parseRetryAfter(new Headers({ 'retry-after-ms': '250' }))).toBe(250)
     expect(parseRetryAfter(new Headers({ 'retry-after': '2' }))).toBe(2000)
