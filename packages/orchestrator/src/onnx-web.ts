@@ -10,6 +10,7 @@ import {
   chooseExecutionProvider,
   type LocalBackendOptions,
   type LocalOnnxBackend,
+  loadWithinDeadline,
   prepareModel,
   startLocalBackend,
   validateLocalOptions,
@@ -41,14 +42,29 @@ export async function createOnnxWebBackend(
   validateLocalOptions(options)
   const wasmThreads = options.wasmThreads ?? 1
   assertNumber(wasmThreads, 'options.wasmThreads', { min: 1, max: 64, integer: true })
-  const prepared = await prepareModel(options)
-  const ort = await loadOnnxRuntimeWeb()
-  if (ort.env?.wasm) ort.env.wasm.numThreads = wasmThreads
-  const available = listWebExecutionProviders()
-  const provider = chooseExecutionProvider(options.executionProviders ?? ['wasm'], available)
-  const settings = { executionProviders: [provider] }
-  const executor = new InlineExecutor(ort, prepared.models as Record<string, Uint8Array>, settings)
-  return startLocalBackend('onnx-web', options, prepared, executor, provider, available)
+  return loadWithinDeadline('onnx-web', options, async (signal) => {
+    const prepared = await prepareModel(options)
+    const ort = await loadOnnxRuntimeWeb()
+    if (ort.env?.wasm) ort.env.wasm.numThreads = wasmThreads
+    const available = listWebExecutionProviders()
+    const provider = chooseExecutionProvider(options.executionProviders ?? ['wasm'], available)
+    const settings = { executionProviders: [provider] }
+    const executor = new InlineExecutor(
+      ort,
+      prepared.models as Record<string, Uint8Array>,
+      settings,
+    )
+    return startLocalBackend(
+      'onnx-web',
+      options,
+      prepared,
+      executor,
+      provider,
+      available,
+      1,
+      signal,
+    )
+  })
 }
 
 export {

@@ -1,7 +1,12 @@
 import { isAideError, ManualClock } from '@aide/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LocalOnnxBackend } from '../src/onnx/backend.js'
-import { createOnnxBackend, listExecutionProviders } from '../src/onnx.js'
+import {
+  choosePrecision,
+  createOnnxBackend,
+  listExecutionProviders,
+  supportedPrecisions,
+} from '../src/onnx.js'
 import { expectAllClose, linearModel, linearReference } from './onnx-fixtures.js'
 
 const INPUTS = 4
@@ -152,6 +157,59 @@ describe('onnx backend (onnxruntime-node)', () => {
     await expect(
       createOnnxBackend({ model: model.bytes, signal: AbortSignal.abort() }),
     ).rejects.toMatchObject({ code: 'E_CANCELLED' })
+  })
+
+  it('times out a slow load (E_TIMEOUT) and releases what it started', async () => {
+    const clock = new ManualClock()
+    const pending = createOnnxBackend({
+      model: model.bytes,
+      execution: 'worker',
+      clock,
+      timeoutMs: 50,
+    })
+    clock.advance(50)
+    await expect(pending).rejects.toMatchObject({ code: 'E_TIMEOUT' })
+  })
+
+  it('runs concurrent requests on two worker threads', async () => {
+    const backend = await createOnnxBackend({
+      model: model.bytes,
+      execution: 'worker',
+      workerThreads: 2,
+      batching: false,
+    })
+    try {
+      const rows = Array.from({ length: 16 }, (_, i) => [i, 1, 2, 3])
+      const results = await Promise.all(
+        rows.map((row) => backend.invoke(request([row]), { signal: new AbortController().signal })),
+      )
+      results.forEach((result, i) => {
+        expectAllClose(
+          outputOf(result).data,
+          linearReference(Float32Array.from(rows[i]!), model.weights, model.bias, INPUTS, OUTPUTS),
+        )
+      })
+      expect(backend.stats().executor).toMatchObject({
+        mode: 'worker',
+        threads: 2,
+        runs: 16,
+        failures: 0,
+      })
+    } finally {
+      await backend.dispose()
+    }
+  })
+
+  it('chooses the cheapest precision that meets a quality floor among supported ones', () => {
+    const variants = { fp32: { quality: 0.9 }, fp16: { quality: 0.895 }, int8: { quality: 0.88 } }
+    expect(choosePrecision(variants, 0.85)).toBe('int8')
+    expect(choosePrecision(variants, 0.89)).toBe('fp16')
+    expect(choosePrecision(variants, 0.899)).toBe('fp32')
+    expect(choosePrecision(variants, 0.99)).toBe('fp32')
+    expect(choosePrecision(variants, 0.85, ['fp32', 'fp16'])).toBe('fp16')
+    expect(choosePrecision({ fp32: {}, int8: {} }, 0.5)).toBe('fp32')
+    expect(supportedPrecisions('cpu')).toContain('int8')
+    expect(() => choosePrecision({ int8: {} }, 0, ['fp32'])).toThrow(/variants/)
   })
 
   it('rejects calls after dispose and an aborted call before it runs', async () => {

@@ -445,6 +445,24 @@ export class LocalOnnxBackend implements ModelBackend {
 
 type ModelInputTensors = Readonly<Record<string, TensorData>>
 
+/**
+ * Runs a backend factory under the caller's `signal` / `timeoutMs` (measured
+ * on `options.clock`), covering reading the files, loading the runtime and
+ * creating the sessions.
+ */
+export function loadWithinDeadline(
+  kind: string,
+  options: LocalBackendOptions,
+  build: (signal: AbortSignal) => Promise<LocalOnnxBackend>,
+): Promise<LocalOnnxBackend> {
+  return withDeadline(build, {
+    signal: options.signal,
+    timeoutMs: options.timeoutMs,
+    clock: options.clock ?? systemClock,
+    label: `${kind}: loading the model`,
+  })
+}
+
 /** Shared construction of both backends once an executor exists. */
 export async function startLocalBackend(
   kind: string,
@@ -453,15 +471,15 @@ export async function startLocalBackend(
   executor: Executor,
   executionProvider: string,
   availableProviders: string[],
-  parallelism = 1,
+  parallelism: number,
+  signal: AbortSignal,
 ): Promise<LocalOnnxBackend> {
   let signatures: Record<string, ModelSignature>
+  // A caller that gives up (abort or deadline) must not leave sessions or workers behind.
+  const onAbort = () => void executor.dispose()
+  signal.addEventListener('abort', onAbort, { once: true })
   try {
-    signatures = await withDeadline(() => executor.load(), {
-      signal: options.signal,
-      timeoutMs: options.timeoutMs,
-      label: `${kind}: loading the model`,
-    })
+    signatures = await executor.load()
   } catch (error) {
     await executor.dispose()
     if (AideError.isInstance(error)) throw error
@@ -470,6 +488,12 @@ export async function startLocalBackend(
       `${kind}: the model could not be loaded: ${(error as Error).message}`,
       { cause: error },
     )
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+  }
+  if (signal.aborted) {
+    await executor.dispose()
+    throw cancelledError(signal.reason, `${kind}: loading the model`)
   }
   const loaded = PRECISIONS.filter((p) => prepared.models[p])
   const supported = supportedPrecisions(executionProvider)

@@ -6,6 +6,7 @@ import {
   chooseExecutionProvider,
   type LocalBackendOptions,
   type LocalOnnxBackend,
+  loadWithinDeadline,
   prepareModel,
   startLocalBackend,
   validateLocalOptions,
@@ -43,27 +44,30 @@ export async function createOnnxBackend(options: OnnxBackendOptions): Promise<Lo
   assertOneOf(execution, 'options.execution', ['worker', 'inline'])
   const threads = options.workerThreads ?? 1
   assertNumber(threads, 'options.workerThreads', { min: 1, max: 64, integer: true })
-  const prepared = await prepareModel(options)
-  const ort = await loadOnnxRuntimeNode()
-  const available = (ort.listSupportedBackends?.() ?? [{ name: 'cpu' }]).map((b) => b.name)
-  const provider = chooseExecutionProvider(options.executionProviders ?? ['cpu'], available)
-  const settings = {
-    executionProviders: [provider],
-    intraOpNumThreads: options.intraOpNumThreads ?? 1,
-    interOpNumThreads: options.interOpNumThreads ?? 1,
-  }
-  const models = prepared.models as Record<string, Uint8Array>
-  const executor =
-    execution === 'worker'
-      ? new WorkerExecutor(models, settings, threads)
-      : new InlineExecutor(ort, models, settings)
-  return startLocalBackend(
-    'onnx',
-    options,
-    prepared,
-    executor,
-    provider,
-    available,
-    execution === 'worker' ? threads : 1,
-  )
+  return loadWithinDeadline('onnx', options, async (signal) => {
+    const prepared = await prepareModel(options)
+    const ort = await loadOnnxRuntimeNode()
+    const available = (ort.listSupportedBackends?.() ?? [{ name: 'cpu' }]).map((b) => b.name)
+    const provider = chooseExecutionProvider(options.executionProviders ?? ['cpu'], available)
+    const settings = {
+      executionProviders: [provider],
+      intraOpNumThreads: options.intraOpNumThreads ?? 1,
+      interOpNumThreads: options.interOpNumThreads ?? 1,
+    }
+    const models = prepared.models as Record<string, Uint8Array>
+    const executor =
+      execution === 'worker'
+        ? new WorkerExecutor(models, settings, threads)
+        : new InlineExecutor(ort, models, settings)
+    return startLocalBackend(
+      'onnx',
+      options,
+      prepared,
+      executor,
+      provider,
+      available,
+      execution === 'worker' ? threads : 1,
+      signal,
+    )
+  })
 }

@@ -100,6 +100,7 @@ export class InlineExecutor implements Executor {
   private sessions: Map<string, OrtSession> | undefined
   private loading: Promise<Record<string, ModelSignature>> | undefined
   private runs = 0
+  private disposed = false
 
   constructor(
     private readonly ort: OrtModule,
@@ -115,6 +116,7 @@ export class InlineExecutor implements Executor {
         for (const [variant, bytes] of Object.entries(this.models)) {
           const session = await this.ort.InferenceSession.create(bytes, { ...this.settings })
           sessions.set(variant, session)
+          if (this.disposed) throw new AideError('E_DISPOSED', 'onnx: disposed while loading')
           signatures[variant] = {
             inputNames: [...session.inputNames],
             outputNames: [...session.outputNames],
@@ -148,6 +150,7 @@ export class InlineExecutor implements Executor {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true
     const sessions = this.sessions
     this.sessions = undefined
     if (sessions) for (const s of sessions.values()) await s.release().catch(() => undefined)

@@ -58,6 +58,7 @@ export class WorkerExecutor implements Executor {
   private loading: Promise<Record<string, ModelSignature>> | undefined
   private runs = 0
   private failures = 0
+  private disposed = false
 
   constructor(
     private readonly models: Record<string, Uint8Array>,
@@ -83,6 +84,7 @@ export class WorkerExecutor implements Executor {
           },
         )
       }
+      if (this.disposed) throw new AideError('E_DISPOSED', 'onnx: disposed while loading')
       const models: Record<string, SharedArrayBuffer> = {}
       for (const [variant, bytes] of Object.entries(this.models)) models[variant] = share(bytes)
       this.pool = new Piscina({
@@ -127,6 +129,7 @@ export class WorkerExecutor implements Executor {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true
     const pool = this.pool
     this.pool = undefined
     if (pool) await pool.destroy().catch(() => undefined)
