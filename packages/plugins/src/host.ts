@@ -746,9 +746,10 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
     if (index >= 0) slot.instances.splice(index, 1)
     // close() terminates the worker at once; the abandoned call promise never settles.
     void instance.plugin.close().catch(() => undefined)
+    if (slot.closed) return
     slot.counts.respawns++
     emit('plugin-respawn', { pluginId: slot.manifest.id, reason })
-    if (slot.closed || slot.instances.length + slot.spawning > 0) return
+    if (slot.instances.length + slot.spawning > 0) return
     // Keep one warm worker so the next call does not pay the start-up; start it
     // after the failed call's caller has been told, not before.
     slot.spawning++
@@ -846,6 +847,14 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       instance.plugin.call(exportName, input).then(
         (output) => finish(undefined, output ? output.bytes() : new Uint8Array(0)),
         (error: unknown) => {
+          if (slot.closed) {
+            const gone = new AideError(
+              'E_DISPOSED',
+              `plugins: ${pluginId} was unloaded during the call`,
+            )
+            finish(gone, undefined, 'crash')
+            return
+          }
           const message = error instanceof Error ? error.message : String(error)
           const failure = new AideError(
             'E_PLUGIN',

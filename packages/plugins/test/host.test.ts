@@ -397,6 +397,21 @@ describe('lifecycle', () => {
     await expect(host.load(limitsSource())).rejects.toMatchObject({ code: 'E_DISPOSED' })
   })
 
+  it('fails running and waiting calls with E_DISPOSED when the host is disposed', async () => {
+    const host = newHost({ limits: { timeoutMs: 30_000 } })
+    await host.load(limitsSource())
+    const running = host.call('test.limits', 'spin', '')
+    const waiting = host.call('test.limits', 'echo', 'never')
+    const settled = Promise.allSettled([running, waiting])
+    await expect.poll(() => host.stats().plugins['test.limits']?.queued).toBe(1)
+    await host.dispose()
+    const results = await settled
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected'])
+    for (const result of results) {
+      expect((result as PromiseRejectedResult).reason).toMatchObject({ code: 'E_DISPOSED' })
+    }
+  })
+
   it('runs trusted plugins in-thread', async () => {
     const host = newHost({ isolation: 'in-thread' })
     await host.load(limitsSource())
