@@ -1,7 +1,16 @@
 import { isAideError } from '@aide/core'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { createOnnxBackend } from '../src/onnx.js'
-import { estimateAccuracyLoss, quantizeModel, quantizeWeights } from '../src/quantize/index.js'
+import {
+  buildModel,
+  DataType,
+  estimateAccuracyLoss,
+  floatTensor,
+  loadOnnxSchema,
+  quantizeModel,
+  quantizeWeights,
+  valueInfo,
+} from '../src/quantize/index.js'
 import { classifierModel, linearModel, seeded } from './onnx-fixtures.js'
 
 const VOCAB = 64
@@ -95,6 +104,28 @@ describe('quantizer', () => {
     } finally {
       await backend.dispose()
     }
+  })
+
+  it('falls back to per-tensor scales below opset 13', async () => {
+    const schema = await loadOnnxSchema()
+    const weights = Float32Array.from({ length: 64 }, seeded(5))
+    const bytes = buildModel(schema, {
+      name: 'old-opset',
+      opset: 11,
+      inputs: [valueInfo('x', DataType.FLOAT, ['batch', 8])],
+      outputs: [valueInfo('y', DataType.FLOAT, ['batch', 8])],
+      nodes: [{ opType: 'MatMul', input: ['x', 'W'], output: ['y'] }],
+      initializers: [floatTensor('W', [8, 8], weights)],
+    })
+    const result = await quantizeModel(bytes, { precision: 'int8' })
+    expect(result.tensors).toEqual([
+      { name: 'W', operator: 'MatMul', elements: 64, axis: undefined },
+    ])
+    const input = {
+      x: { type: 'float32', data: Float32Array.from({ length: 16 }, seeded(6)), dims: [2, 8] },
+    }
+    const report = await estimateAccuracyLoss(bytes, result.model, [input])
+    expect(report.meanAbsoluteError).toBeLessThan(0.05)
   })
 
   it('leaves a model without quantizable weights unchanged in meaning', async () => {
