@@ -273,6 +273,7 @@ interface Flight {
   controller: AbortController
   waiters: number
   keepAlive: boolean
+  settled: boolean
 }
 
 const UNAVAILABLE = Symbol('unavailable')
@@ -663,13 +664,11 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
       return entry.value as V
     } finally {
       flight.waiters--
-      if (flight.waiters === 0 && !flight.keepAlive && shared.inflight.get(full) === flight) {
-        // Every caller has gone: stop the loader instead of working for nobody.
-        if (options.signal?.aborted || options.timeoutMs !== undefined) {
-          flight.controller.abort(
-            new AideError('E_CANCELLED', `cache: every caller of "${full}" has gone`),
-          )
-        }
+      if (flight.waiters === 0 && !flight.keepAlive && !flight.settled) {
+        // Every caller has gone (cancelled or timed out): stop the loader instead of working for nobody.
+        flight.controller.abort(
+          new AideError('E_CANCELLED', `cache: every caller of "${full}" has gone`),
+        )
       }
     }
   }
@@ -686,8 +685,10 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
       controller,
       waiters: 0,
       keepAlive: false,
+      settled: false,
     }
     flight.promise = this.#runLoad(full, loader, options, controller.signal).finally(() => {
+      flight.settled = true
       if (shared.inflight.get(full) === flight) shared.inflight.delete(full)
     })
     flight.promise.catch(() => undefined)

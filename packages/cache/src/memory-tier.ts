@@ -207,6 +207,7 @@ export class MemoryTier implements CacheTier {
   #evictions = 0
   #rejections = 0
   #tick = 0
+  #random = 0x9e3779b9
   // hill climber state
   #sampleHits = 0
   #sampleMisses = 0
@@ -245,6 +246,7 @@ export class MemoryTier implements CacheTier {
       this.#sketch = new FrequencySketch(maxEntries)
     }
     this.#protectedMax = Math.floor(0.8 * (maxEntries - this.#windowMax))
+    // Like Caffeine, the first move shrinks the window (favouring scan resistance).
     this.#stepSize = -HILL_STEP * maxEntries
     this.#sampleSize = 10 * maxEntries
   }
@@ -474,7 +476,7 @@ export class MemoryTier implements CacheTier {
     const victimFrequency = sketch.frequency(victimHash)
     if (candidateFrequency > victimFrequency) return true
     // A little randomness defeats attacks that keep a victim artificially warm.
-    if (candidateFrequency >= 6) return Math.random() < 1 / 128
+    if (candidateFrequency >= 6) return (this.#nextRandom() & 127) === 0
     return false
   }
 
@@ -513,6 +515,16 @@ export class MemoryTier implements CacheTier {
       set.delete(node.key)
       if (set.size === 0) this.#tags.delete(tags[i]!)
     }
+  }
+
+  /** xorshift32: deterministic, so hit ratios are reproducible run to run. */
+  #nextRandom(): number {
+    let x = this.#random
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    this.#random = x
+    return x >>> 0
   }
 
   #recordSample(hit: boolean): void {

@@ -243,6 +243,26 @@ describe('getOrSet', () => {
     expect(loaderSignal?.aborted).toBe(true)
   })
 
+  it('one caller cancelling does not abort the load others still wait for', async () => {
+    const cache = make<number>()
+    const controller = new AbortController()
+    let release!: (value: number) => void
+    let loaderSignal: AbortSignal | undefined
+    const loader = (signal: AbortSignal) => {
+      loaderSignal = signal
+      return new Promise<number>((resolve) => {
+        release = resolve
+      })
+    }
+    const leaving = cache.getOrSet('k', loader, { signal: controller.signal })
+    const staying = cache.getOrSet('k', loader)
+    controller.abort()
+    await expect(leaving).rejects.toMatchObject({ code: 'E_CANCELLED' })
+    expect(loaderSignal?.aborted).toBe(false)
+    release(8)
+    expect(await staying).toBe(8)
+  })
+
   it('timeoutMs bounds the wait of one caller (E_TIMEOUT)', async () => {
     const clock = new ManualClock(0)
     const cache = make<number>({ clock })
