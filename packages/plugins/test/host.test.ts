@@ -13,7 +13,12 @@ let scratch: string
 const hosts: PluginHost[] = []
 
 function newHost(options: Partial<Parameters<typeof createPluginHost>[0]> = {}): PluginHost {
-  const host = createPluginHost({ hostApiVersion: '1.0.0', ...options })
+  // A generous default limit: the machine may be loaded; tests of the limit set their own.
+  const host = createPluginHost({
+    hostApiVersion: '1.0.0',
+    ...options,
+    limits: { timeoutMs: 10_000, ...options.limits },
+  })
   hosts.push(host)
   return host
 }
@@ -154,7 +159,7 @@ describe('limits', () => {
   it('stops a runaway loop, respawns the worker and stays healthy', async () => {
     const { events, sink } = recorder()
     const meter = new InMemoryMeter()
-    const host = newHost({ limits: { timeoutMs: 500 }, events: sink, meter })
+    const host = newHost({ limits: { timeoutMs: 1_000 }, events: sink, meter })
     await host.load(limitsSource())
     await expect(host.call('test.limits', 'spin', '')).rejects.toMatchObject({ code: 'E_TIMEOUT' })
     expect(text(await host.call('test.limits', 'echo', 'still alive'))).toBe('still alive')
@@ -210,7 +215,7 @@ describe('limits', () => {
   })
 
   it('refuses calls beyond the queue bound with E_LIMIT', async () => {
-    const host = newHost({ limits: { concurrency: 1, maxQueue: 1, timeoutMs: 400 } })
+    const host = newHost({ limits: { concurrency: 1, maxQueue: 1, timeoutMs: 1_000 } })
     await host.load(limitsSource())
     const running = host.call('test.limits', 'spin', '')
     const waiting = host.call('test.limits', 'echo', 'queued')
