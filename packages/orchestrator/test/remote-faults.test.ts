@@ -402,7 +402,8 @@ describe('remote provider: each fault', () => {
       })(),
     )
     expect(error.code).toBe('E_TIMEOUT')
-    expect(error.details.partialText).toBe(seen.join(''))
+    // Whatever arrived before the deadline (on a loaded machine possibly nothing) is kept.
+    expect(error.details.partialText ?? '').toBe(seen.join(''))
   })
 
   it('slow drip with a short idle timeout fails the stream with E_MODEL and the partial text', async () => {

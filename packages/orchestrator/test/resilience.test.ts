@@ -10,6 +10,9 @@ import {
 } from '../src/index.js'
 import { type MockBackend, mockBackend, unavailableError } from '../src/testing.js'
 
+/** Generous: the test machine is shared and loaded. */
+const POLL = { timeout: 15_000, interval: 10 }
+
 const input = { prompt: 'hello' }
 
 function model(
@@ -89,7 +92,7 @@ describe('circuit breaker', () => {
     const runs = Array.from({ length: 100 }, (_, i) =>
       orchestrator.run({ task: 'chat', input: { prompt: `c${i}` } }),
     )
-    await expect.poll(() => backup.backend.calls.length).toBe(1 + 2 + 99)
+    await expect.poll(() => backup.backend.calls.length, POLL).toBe(1 + 2 + 99)
     expect(flaky.backend.calls).toHaveLength(3)
     expect(types()).toContain('breaker-half-open')
     release()
@@ -223,7 +226,7 @@ describe('bulkhead', () => {
     const runs = Array.from({ length: 5 }, (_, i) =>
       orchestrator.run({ task: 'chat', input: { prompt: `b${i}` } }),
     )
-    await expect.poll(() => orchestrator.stats().models[1]!.calls).toBe(2)
+    await expect.poll(() => orchestrator.stats().models[1]!.calls, POLL).toBe(2)
     release()
     const results = await Promise.all(runs)
     expect(results.filter((r) => r.model === 'narrow')).toHaveLength(3)
@@ -477,7 +480,7 @@ describe('attempt deadlines on the clock', () => {
     const b = orchestrator.run({ task: 'chat', input: { prompt: 'b' } })
     await clock.advanceAsync(10)
     const c = rejection(orchestrator.run({ task: 'chat', input: { prompt: 'c' } }))
-    await expect.poll(() => calls.length).toBe(3)
+    await expect.poll(() => calls.length, POLL).toBe(3)
     calls[1]!.resolve('b done')
     expect((await b).text).toBe('b done')
     await clock.advanceAsync(40)

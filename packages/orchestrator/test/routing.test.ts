@@ -11,6 +11,9 @@ import {
 } from '../src/index.js'
 import { type MockBackend, mockBackend, unavailableError } from '../src/testing.js'
 
+/** Generous: the test machine is shared and loaded. */
+const POLL = { timeout: 15_000, interval: 10 }
+
 const input = { messages: [{ role: 'user' as const, content: 'hello there' }] }
 
 function model(
@@ -317,7 +320,7 @@ describe('results, cache and shared requests', () => {
     )
     expect(a.backend.calls).toHaveLength(1)
     expect(results.every((r) => r.text === 'shared')).toBe(true)
-    await expect.poll(() => store.size).toBe(1)
+    await expect.poll(() => store.size, POLL).toBe(1)
     const again = await orchestrator.run({ task: 'chat', input })
     expect(again.cached).toBe(true)
     expect(a.backend.calls).toHaveLength(1)
@@ -353,7 +356,7 @@ describe('results, cache and shared requests', () => {
     expect((await second).text).toBe('slow')
     const only = new AbortController()
     const alone = orchestrator.run({ task: 'chat', input: { prompt: 'solo' }, signal: only.signal })
-    await expect.poll(() => a.backend.calls.length).toBe(2)
+    await expect.poll(() => a.backend.calls.length, POLL).toBe(2)
     only.abort()
     expect((await rejection(alone)).code).toBe('E_CANCELLED')
   })
@@ -435,7 +438,7 @@ describe('results, cache and shared requests', () => {
     for await (const part of orchestrator.stream({ task: 'chat', input })) {
       if (part.type === 'delta') break
     }
-    await expect.poll(() => seenSignal?.aborted).toBe(true)
+    await expect.poll(() => seenSignal?.aborted, POLL).toBe(true)
   })
 
   it('stream rejects bad requests with E_INVALID_INPUT on first iteration', async () => {
