@@ -487,6 +487,23 @@ export class BufferPool {
     assertObject(events, 'options.events')
     if (typeof events.emit !== 'function')
       throw invalidInput('options.events.emit', 'must be a function')
+    if (meter !== undefined) {
+      assertObject(meter, 'options.meter')
+      assertFunction(meter.counter, 'options.meter.counter')
+      assertFunction(meter.gauge, 'options.meter.gauge')
+      assertNumber(metricsIntervalMs, 'options.metricsIntervalMs', { min: 1 })
+    }
+    let compactionSettings: Required<CompactionOptions> | undefined
+    if (compaction !== false) {
+      assertObject(compaction, 'options.compaction')
+      const { intervalMs = 1000, threshold = 0.5, idleMs = 5000, sliceMs = 1 } = compaction
+      assertNumber(intervalMs, 'options.compaction.intervalMs', { min: 1 })
+      assertNumber(threshold, 'options.compaction.threshold', { min: 0, max: 1 })
+      assertNumber(idleMs, 'options.compaction.idleMs', { min: 0 })
+      assertNumber(sliceMs, 'options.compaction.sliceMs', { min: 0.01 })
+      compactionSettings = { intervalMs, threshold, idleMs, sliceMs }
+    }
+    // Everything is validated: only now start timers, so a rejected pool leaves none behind.
     this.name = name
     this.#maxBytes = maxBytes
     this.#onExhausted = onExhausted
@@ -498,23 +515,17 @@ export class BufferPool {
     this.#clock = clock
     this.#logger = logger
     this.#events = events
-    if (compaction !== false) {
-      assertObject(compaction, 'options.compaction')
-      const { intervalMs = 1000, threshold = 0.5, idleMs = 5000, sliceMs = 1 } = compaction
-      assertNumber(intervalMs, 'options.compaction.intervalMs', { min: 1 })
-      assertNumber(threshold, 'options.compaction.threshold', { min: 0, max: 1 })
-      assertNumber(idleMs, 'options.compaction.idleMs', { min: 0 })
-      assertNumber(sliceMs, 'options.compaction.sliceMs', { min: 0.01 })
-      this.#compaction = { intervalMs, threshold, idleMs, sliceMs }
-      this.#timer = clock.setInterval(() => this.#backgroundCompact(), intervalMs)
+    this.#compaction = compactionSettings
+    if (compactionSettings) {
+      this.#timer = clock.setInterval(
+        () => this.#backgroundCompact(),
+        compactionSettings.intervalMs,
+      )
     }
     if (detectLeaks) {
       this.#registry = new FinalizationRegistry((record) => this.#onLeak(record))
     }
     if (meter !== undefined) {
-      assertObject(meter, 'options.meter')
-      assertFunction(meter.counter, 'options.meter.counter')
-      assertNumber(metricsIntervalMs, 'options.metricsIntervalMs', { min: 1 })
       this.#publish = this.#metricsPublisher(meter)
       this.#metricsTimer = clock.setInterval(this.#publish, metricsIntervalMs)
     }

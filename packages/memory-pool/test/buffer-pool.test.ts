@@ -331,12 +331,17 @@ describe('BufferPool', () => {
       [{ compaction: { intervalMs: 0 } }, 'options.compaction.intervalMs'],
       [{ clock: {} as never }, 'options.clock'],
       [{ events: { emit: 1 } as never }, 'options.events.emit'],
+      [{ meter: {} as never }, 'options.meter.counter'],
+      [{ meter: new InMemoryMeter(), metricsIntervalMs: 0 }, 'options.metricsIntervalMs'],
     ]
+    const clock = new ManualClock()
     for (const [options, field] of cases) {
-      const error = caught(() => new BufferPool(options))
+      const error = caught(() => new BufferPool({ clock, ...options }))
       expect(error.code).toBe('E_INVALID_INPUT')
       expect(error.details.field).toBe(field)
     }
+    // A rejected pool started no timers.
+    expect(clock.pendingTimers).toBe(0)
     const pool = makePool()
     for (const size of [-1, 1.5, Number.NaN, '4096' as unknown as number]) {
       const error = caught(() => pool.acquire(size))
