@@ -605,6 +605,7 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
 
     shared.adaptiveTtl?.recordAccess(full, shared.clock.now())
     let entry = shared.l1?.getEntry(full)
+    let tier = 'memory'
     if (entry !== undefined) {
       if (isFresh(entry, shared.clock.now())) {
         shared.l1Hits.hits++
@@ -613,17 +614,20 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
       }
     } else {
       if (shared.l1) shared.l1Hits.misses++
-      entry = (await this.#lowerGet(full, true))?.entry
+      const found = await this.#lowerGet(full, true)
+      entry = found?.entry
+      if (found) tier = found.tier
       if (entry !== undefined && isFresh(entry, shared.clock.now())) return entry.value as V
     }
     const stale = entry !== undefined && isUsable(entry, shared.clock.now()) ? entry : undefined
     if (stale !== undefined && options.softTimeout !== undefined && options.softTimeout > 0) {
-      return this.#loadWithStale(full, loader, options, stale, options.softTimeout)
+      return this.#loadWithStale(full, loader, options, stale, options.softTimeout, tier)
     }
     if (stale !== undefined) {
       // Serve stale at once and refresh behind it.
       shared.counters.staleServed++
-      shared.emit('cache-hit', { key: full, tier: 'memory', stale: true })
+      // A stale hit in a lower tier was already reported by #lowerGet.
+      if (tier === 'memory') shared.emit('cache-hit', { key: full, tier, stale: true })
       this.#refresh(full, loader, options)
       return stale.value as V
     }
@@ -773,6 +777,7 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
     options: GetOrSetOptions,
     stale: StoredEntry,
     softTimeout: number,
+    tier: string,
   ): Promise<V> {
     const shared = this.#shared
     let flight = shared.inflight.get(full)
@@ -807,7 +812,7 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
     )
     if (outcome !== undefined) return outcome.value as V
     shared.counters.staleServed++
-    shared.emit('cache-hit', { key: full, tier: 'memory', stale: true })
+    shared.emit('cache-hit', { key: full, tier, stale: true })
     return stale.value as V
   }
 

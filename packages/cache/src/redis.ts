@@ -68,6 +68,8 @@ export interface RedisTierStats extends TierOwnStats {
   /** Invalidation messages published / received. */
   published: number
   received: number
+  /** Values that could not be decoded (deleted, read as misses). */
+  corrupt: number
 }
 
 const RELEASE_LOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
@@ -117,6 +119,7 @@ export class RedisTier implements CacheTier {
   #connectionErrors = 0
   #published = 0
   #received = 0
+  #corrupt = 0
   #disposed: Promise<void> | undefined
 
   /** @internal Use {@link redisTier}. */
@@ -187,9 +190,21 @@ export class RedisTier implements CacheTier {
 
   async get(key: string, options: DeadlineOptions = {}): Promise<StoredEntry | undefined> {
     this.#check(options.signal)
-    const bytes = await this.client.getBuffer(this.#entryKey(key))
+    const entryKey = this.#entryKey(key)
+    const bytes = await this.client.getBuffer(entryKey)
     if (bytes === null) return undefined
-    const entry = this.#serializer.deserialize(bytes) as StoredEntry
+    let entry: StoredEntry
+    try {
+      entry = this.#serializer.deserialize(bytes) as StoredEntry
+      if (typeof entry !== 'object' || entry === null || typeof entry.staleUntil !== 'number') {
+        throw new TypeError('not a cache entry')
+      }
+    } catch {
+      // Foreign or damaged data under our key: a miss, and it goes.
+      this.#corrupt++
+      await this.client.del(entryKey)
+      return undefined
+    }
     if (entry.staleUntil !== Number.POSITIVE_INFINITY && this.#clock.now() >= entry.staleUntil)
       return undefined
     return entry
@@ -300,6 +315,7 @@ export class RedisTier implements CacheTier {
       connectionErrors: this.#connectionErrors,
       published: this.#published,
       received: this.#received,
+      corrupt: this.#corrupt,
     }
   }
 

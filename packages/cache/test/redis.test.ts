@@ -58,6 +58,16 @@ describe('redis tier', () => {
     await cache.dispose()
   }, 60_000)
 
+  it('treats foreign or damaged data under its key as a miss and removes it', async () => {
+    const prefix = freshPrefix()
+    const tier = await redisTier({ url: redis.url, prefix })
+    await tier.client.set(`${prefix}e:bad`, 'not a v8 payload')
+    expect(await tier.get('bad')).toBeUndefined()
+    expect(tier.stats().corrupt).toBe(1)
+    expect(await tier.client.exists(`${prefix}e:bad`)).toBe(0)
+    await tier.dispose()
+  })
+
   it('keeps prefixes apart and clear() only removes its own keys', async () => {
     const a = await redisTier({ url: redis.url, prefix: freshPrefix() })
     const b = await redisTier({ url: redis.url, prefix: freshPrefix() })
