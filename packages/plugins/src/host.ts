@@ -394,6 +394,7 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
   const maxPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES)
   const slots = new Map<string, Slot>()
   const countedFailures = new WeakSet<object>()
+  const loading = new Set<string>()
   let disposed: Promise<void> | undefined
 
   const emit = <K extends keyof PluginHostEvents>(type: K, payload: PluginHostEvents[K]) => {
@@ -567,6 +568,24 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
         },
       )
     }
+    if (loading.has(manifest.id)) {
+      throw new AideError('E_ALREADY_EXISTS', `plugins: ${manifest.id} is being loaded already`, {
+        details: { pluginId: manifest.id },
+      })
+    }
+    loading.add(manifest.id)
+    try {
+      return await loadVerified(manifest, bytes, loadOptions)
+    } finally {
+      loading.delete(manifest.id)
+    }
+  }
+
+  async function loadVerified(
+    manifest: PluginManifest,
+    bytes: Uint8Array,
+    loadOptions: LoadOptions,
+  ): Promise<LoadedPluginInfo> {
     checkCompatibility(manifest, options.hostApiVersion)
     verifyIntegrity(manifest, bytes)
     const { granted, denied } = grantCapabilities(manifest.capabilities, policy)
@@ -634,8 +653,12 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
     }
     const slot = new Slot(manifest, granted, denied, module, spawn)
     slot.instances.push({ plugin: first, busy: false })
-    if (existing) await closeSlot(existing)
+    const previous = slots.get(manifest.id)
     slots.set(manifest.id, slot)
+    if (previous) {
+      await closeSlot(previous)
+      emit('plugin-unload', { pluginId: manifest.id, version: previous.manifest.version })
+    }
     emit('plugin-load', {
       pluginId: manifest.id,
       version: manifest.version,

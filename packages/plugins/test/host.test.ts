@@ -127,6 +127,17 @@ describe('loading', () => {
     await expect(host.load(limitsSource())).rejects.toMatchObject({ code: 'E_ALREADY_EXISTS' })
     await host.load(limitsSource({ version: '1.1.0' }), { replace: true })
     expect(host.list().map((p) => p.manifest.version)).toEqual(['1.1.0'])
+    const concurrent = await Promise.allSettled([
+      host.load(limitsSource({ id: 'test.twice' })),
+      host.load(limitsSource({ id: 'test.twice' })),
+    ])
+    expect(concurrent.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected'])
+    expect(
+      host
+        .list()
+        .map((p) => p.manifest.id)
+        .sort(),
+    ).toEqual(['test.limits', 'test.twice'])
   })
 
   it('validates options and input', async () => {
