@@ -245,10 +245,17 @@ export class WorkspaceMemory {
     const key = this.#key(path)
     throwIfAborted(options.signal, 'workspace-memory: read')
     let entry = this.#entries.get(key)
-    if (entry?.verify && !(await this.#stillFresh(entry))) {
-      this.#drop(entry)
-      this.#noteChange(key, 'stale', true)
-      entry = undefined
+    if (entry?.verify) {
+      const fresh = await this.#stillFresh(entry)
+      this.#assertOpen()
+      if (!fresh) {
+        // Concurrent readers may all find it stale; only the first reports the change.
+        if (this.#entries.get(key) === entry) {
+          this.#drop(entry)
+          this.#noteChange(key, 'stale', true)
+        }
+        entry = undefined
+      }
     }
     if (entry && this.#entries.get(key) === entry) {
       this.#hits++
