@@ -23,6 +23,7 @@ import {
   assertString,
   type Clock,
   type DeadlineOptions,
+  invalidInput,
   type Logger,
   type Meter,
   noopLogger,
@@ -143,7 +144,9 @@ export interface ConsumeOptions<Events extends object> {
 
 /** Counters of one consumer. Plain data. */
 export interface ConsumerStats {
+  /** The consumer group. */
   group: string
+  /** This consumer's name in the group. */
   consumer: string
   /** Entries handed to the handler. */
   received: number
@@ -178,6 +181,7 @@ export interface RedisConsumer {
 
 /** Counters of the transport. Plain data. */
 export interface RedisTransportStats {
+  /** The stream key. */
   stream: string
   /** Events published. */
   published: number
@@ -212,7 +216,7 @@ export interface RedisTransport<Events extends object = Record<string, unknown>>
     }>,
     options?: DeadlineOptions,
   ): Promise<PublishedEvent[]>
-  /** Starts a consumer in a group (created if missing). Resolves once the group exists. */
+  /** Starts a consumer in a group (created if missing). Resolves once the group exists and the consumer is connected. */
   consume(options: ConsumeOptions<Events>, deadline?: DeadlineOptions): Promise<RedisConsumer>
   /** Entries waiting for acknowledgement in `group` (XPENDING summary). */
   pending(group: string, options?: DeadlineOptions): Promise<number>
@@ -510,12 +514,18 @@ class Transport<Events extends object> implements RedisTransport<Events> {
       onStopped: (c) => this.#consumers.delete(c),
     })
     try {
-      await withDeadline(() => consumer.ensureGroup(), {
-        ...deadline,
-        timeoutMs: deadline.timeoutMs ?? 10_000,
-        clock: this.#clock,
-        label: `${LABEL}: create group "${settings.group}"`,
-      })
+      await withDeadline(
+        async () => {
+          await consumer.ensureGroup()
+          await consumer.connect()
+        },
+        {
+          ...deadline,
+          timeoutMs: deadline.timeoutMs ?? 10_000,
+          clock: this.#clock,
+          label: `${LABEL}: create group "${settings.group}"`,
+        },
+      )
     } catch (error) {
       await consumer.dispose()
       if (
@@ -617,6 +627,15 @@ function validateConsumeOptions<Events extends object>(
   }
   const claimIdleMs = positive(options.claimIdleMs, 'claimIdleMs', 30_000)
   validateDeadlineOptions({ signal: options.signal }, f)
+  if (options.handlerTimeoutMs !== undefined) {
+    assertNumber(options.handlerTimeoutMs, `${f}.handlerTimeoutMs`, { min: 1, integer: true })
+    if (options.handlerTimeoutMs >= claimIdleMs) {
+      throw invalidInput(
+        `${f}.handlerTimeoutMs`,
+        `must be less than claimIdleMs (${claimIdleMs}), or entries still being handled would be reclaimed`,
+      )
+    }
+  }
   return {
     group: options.group,
     consumer: options.consumer ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
@@ -679,6 +698,10 @@ class Consumer<Events extends object> implements RedisConsumer {
     inFlight: 0,
   }
   #onAbort = () => void this.dispose()
+  /** Set when the reader reconnected: re-read this consumer's pending entries. */
+  #rereadPending = false
+  /** Entries this consumer is handling now: a reclaim must not hand them out twice. */
+  readonly #handling = new Set<string>()
   /** Rejects when the consumer stops (never resolves). */
   readonly #stopped = new Promise<never>((_resolve, reject) => {
     this.#stop.signal.addEventListener('abort', () => reject(this.#stop.signal.reason), {
@@ -718,15 +741,29 @@ class Consumer<Events extends object> implements RedisConsumer {
     }
   }
 
-  start(): void {
-    // Blocking reads get their own connection so they never hold up publishes and acks.
-    this.#reader = this.#client.duplicate({ maxRetriesPerRequest: null })
+  /** Opens the connection for blocking reads, which never hold up publishes and acks. */
+  async connect(): Promise<void> {
+    this.#reader = this.#client.duplicate({
+      maxRetriesPerRequest: null,
+      lazyConnect: true,
+      connectionName: `aide-event-bus:${this.name}:reader`,
+    })
     this.#reader.on('error', (error: unknown) => {
       this.#deps.logger.debug(
         { err: error, consumer: this.name },
         `${LABEL}: reader connection error`,
       )
     })
+    await this.#reader.connect()
+    // After a reconnect ioredis re-sends an interrupted `XREADGROUP ... >`. If Redis had
+    // already recorded that delivery, its entries sit in our pending list and the re-sent
+    // read never returns them: read our pending entries again before new ones.
+    this.#reader.on('ready', () => {
+      this.#rereadPending = true
+    })
+  }
+
+  start(): void {
     this.#loop = this.#readLoop()
     this.#claimTimer = this.#deps.clock.setInterval(() => {
       this.#claiming ??= this.#claim().finally(() => {
@@ -747,6 +784,10 @@ class Consumer<Events extends object> implements RedisConsumer {
     let cursor = '0'
     let backoff = 50
     while (!this.#stop.signal.aborted) {
+      if (this.#rereadPending) {
+        this.#rereadPending = false
+        cursor = '0'
+      }
       try {
         const args =
           cursor === '>'
@@ -846,7 +887,8 @@ class Consumer<Events extends object> implements RedisConsumer {
           batchSize,
         )) as [string, Array<[string, unknown] | null>, ...unknown[]]
         const entries = (reply[1] ?? []).filter(
-          (e): e is [string, unknown] => Array.isArray(e) && e[1] !== null,
+          (e): e is [string, unknown] =>
+            Array.isArray(e) && e[1] !== null && !this.#handling.has(e[0] as string),
         )
         if (entries.length > 0) {
           this.#stats.reclaimed += entries.length
@@ -886,12 +928,17 @@ class Consumer<Events extends object> implements RedisConsumer {
         else if (outcome === 'dead') dead.push(delivery)
       }
     }
-    const workers = Math.min(this.#settings.concurrency, deliveries.length)
-    await Promise.all(Array.from({ length: workers }, worker))
-    for (const delivery of dead) await this.#deadLetter(delivery)
-    if (acks.length > 0) {
-      await this.#client.call('XACK', this.#transport.stream, this.#settings.group, ...acks)
-      this.#stats.acknowledged += acks.length
+    for (const delivery of deliveries) this.#handling.add(delivery.entryId)
+    try {
+      const workers = Math.min(this.#settings.concurrency, deliveries.length)
+      await Promise.all(Array.from({ length: workers }, worker))
+      for (const delivery of dead) await this.#deadLetter(delivery)
+      if (acks.length > 0) {
+        await this.#client.call('XACK', this.#transport.stream, this.#settings.group, ...acks)
+        this.#stats.acknowledged += acks.length
+      }
+    } finally {
+      for (const delivery of deliveries) this.#handling.delete(delivery.entryId)
     }
   }
 

@@ -67,6 +67,7 @@ describe('redis transport', () => {
     })
     expect(seen[0]!.publishedAt).toBeGreaterThan(0)
     await until(async () => (await t.pending('g')) === 0)
+    await until(() => consumer.stats().acknowledged === 1)
     expect(consumer.stats()).toMatchObject({ received: 1, acknowledged: 1, failed: 0 })
     expect(t.stats().published).toBe(1)
   })
@@ -113,6 +114,7 @@ describe('redis transport', () => {
     expect(fields).toContain('doomed')
     expect(fields.join(' ')).toContain('delivered 4 times (max 3)')
     await until(async () => (await t.pending('retry')) === 0)
+    await until(() => consumer.stats().deadLettered === 1)
     expect(consumer.stats()).toMatchObject({ failed: 3, deadLettered: 1 })
     expect(consumer.stats().reclaimed).toBeGreaterThanOrEqual(3)
   })
@@ -150,8 +152,9 @@ describe('redis transport', () => {
     await t.publish('job.note', { text: 'fine' }, { id: 'good' })
     await until(() => seen.length === 1)
     await until(async () => (await admin.xlen(t.deadLetterStream)) === 2)
+    // The counter moves after the entry is copied and acknowledged.
+    await until(() => consumer.stats().deadLettered === 2)
     expect(seen).toEqual(['good'])
-    expect(consumer.stats().deadLettered).toBe(2)
     await until(async () => (await t.pending('malformed')) === 0)
   })
 
@@ -267,6 +270,37 @@ describe('redis transport', () => {
     expect(consumer.stats().readErrors).toBeGreaterThan(0)
   })
 
+  it('after its reader reconnects, a consumer re-reads entries Redis recorded as delivered to it', async () => {
+    const stream = nextStream()
+    const t = await createRedisTransport<Events>({
+      url: redis.url,
+      stream,
+      // Reconnect after a fixed pause, leaving room to play "the reply was lost".
+      redisOptions: { retryStrategy: () => 300 },
+    })
+    open.push(t)
+    const seen: string[] = []
+    await t.consume({
+      group: 'g',
+      consumer: 'c1',
+      blockMs: 200,
+      handler: (e) => void seen.push(e.id),
+    })
+    const clients = String(await admin.call('CLIENT', 'LIST')).split('\n')
+    const reader = clients.find((line) => line.includes('name=aide-event-bus:c1:reader'))
+    const id = /id=(\d+)/.exec(reader ?? '')?.[1]
+    expect(id).toBeDefined()
+    await admin.call('CLIENT', 'KILL', 'ID', id!)
+    // While the reader is away, deliver two entries to c1 whose reply "never arrives".
+    await t.publish('job.created', { seq: 1 }, { id: 'lost-1' })
+    await t.publish('job.created', { seq: 2 }, { id: 'lost-2' })
+    await admin.call('XREADGROUP', 'GROUP', 'g', 'c1', 'COUNT', 10, 'STREAMS', stream, '>')
+    // Reclaim would take 30 s (claimIdleMs default); the re-read after reconnect is immediate.
+    await until(() => seen.length === 2, 10_000)
+    expect(seen).toEqual(['lost-1', 'lost-2'])
+    await until(async () => (await t.pending('g')) === 0)
+  })
+
   it('a handler exceeding handlerTimeoutMs fails that delivery, which is retried and then dead-lettered', async () => {
     const t = await transport()
     const signals: AbortSignal[] = []
@@ -274,7 +308,7 @@ describe('redis transport', () => {
       group: 'slow',
       blockMs: 100,
       handlerTimeoutMs: 100,
-      claimIdleMs: 100,
+      claimIdleMs: 200,
       claimIntervalMs: 50,
       maxDeliveries: 1,
       handler: (_event, signal) => {
@@ -284,8 +318,18 @@ describe('redis transport', () => {
     })
     await t.publish('job.created', { seq: 1 })
     await until(async () => (await admin.xlen(t.deadLetterStream)) === 1, 10_000)
+    await until(() => consumer.stats().deadLettered === 1)
+    expect(signals).toHaveLength(1)
     expect(signals[0]!.aborted).toBe(true)
     expect(consumer.stats()).toMatchObject({ failed: 1, deadLettered: 1 })
+    await expect(
+      t.consume({
+        group: 'slow',
+        handler: () => undefined,
+        handlerTimeoutMs: 500,
+        claimIdleMs: 500,
+      }),
+    ).rejects.toMatchObject({ details: { field: 'consume: options.handlerTimeoutMs' } })
   })
 
   it('dispose stops consumers, is idempotent, and later calls fail with E_DISPOSED', async () => {
