@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { InMemoryMeter, type Logger } from '@aide/core'
+import { InMemoryMeter, type Logger, ManualClock } from '@aide/core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createPluginHost, type PluginHost } from '../src/index.js'
 import { fixture, LIMITS_ENTRIES, manifestFor, writePluginDir } from './helpers.js'
@@ -185,6 +185,23 @@ describe('limits', () => {
       type: 'plugin-respawn',
       payload: { pluginId: 'test.limits', reason: 'timeout' },
     })
+  })
+
+  it('applies the time limit on the injected clock', async () => {
+    const clock = new ManualClock()
+    const host = newHost({ limits: { timeoutMs: 5_000 }, clock })
+    await host.load(limitsSource())
+    const running = host.call('test.limits', 'spin', '')
+    const settled = running.then(
+      () => 'resolved',
+      (error: { code: string }) => error.code,
+    )
+    await expect.poll(() => host.stats().plugins['test.limits']?.inFlight).toBe(1)
+    clock.advance(4_999)
+    expect(host.stats().plugins['test.limits']!.timeouts).toBe(0)
+    clock.advance(1)
+    expect(await settled).toBe('E_TIMEOUT')
+    expect(host.stats().plugins['test.limits']!.timeouts).toBe(1)
   })
 
   it('fails a call whose memory growth passes the cap, and allows it under a larger cap', async () => {
