@@ -612,6 +612,11 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
         shared.emit('cache-hit', { key: full, tier: 'memory', stale: false })
         return entry.value as V
       }
+      // Stale here: another instance may have refreshed it in a lower tier already.
+      if (shared.lower.length > 0) {
+        const fresher = await this.#lowerGet(full, false)
+        if (fresher) return fresher.entry.value as V
+      }
     } else {
       if (shared.l1) shared.l1Hits.misses++
       const found = await this.#lowerGet(full, true)

@@ -355,6 +355,23 @@ describe('tags, namespaces, events, stats', () => {
     expect(stats.tiers[1]).toMatchObject({ hits: 0, misses: 1 })
   })
 
+  it('a stale L1 entry is replaced by a fresh one found in a lower tier, without loading', async () => {
+    const clock = new ManualClock(0)
+    const lower = flakyTier()
+    const cache = make<number>({ clock, l2: lower.tier, ttl: 100, grace: 10_000 })
+    await cache.set('k', 1)
+    clock.set(500)
+    lower.map.set('k', { value: 2, createdAt: 400, expiresAt: 1_000, staleUntil: 20_000, tags: [] })
+    let loads = 0
+    expect(
+      await cache.getOrSet('k', async () => {
+        loads++
+        return 3
+      }),
+    ).toBe(2)
+    expect(loads).toBe(0)
+  })
+
   it('back-fills L1 from a lower-tier hit', async () => {
     const lower = flakyTier()
     const l1 = new MemoryTier()
