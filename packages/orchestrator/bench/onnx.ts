@@ -83,6 +83,13 @@ if (report.wants('overhead')) {
   })
   const backend = await load('inline', false)
   const input = ids(1)
+  const subject = () => backend.invoke(request(1), { signal })
+  const peer = () => session.run({ input_ids: new ort.Tensor('int64', input, [1, N]) })
+  // Warm both paths (JIT, allocator) so neither pays for it inside the measurement.
+  for (let i = 0; i < 2000; i++) {
+    await subject()
+    await peer()
+  }
   await report.compareOps(
     'overhead: invoke vs session.run',
     { name: '@aide/orchestrator/onnx', fn: () => backend.invoke(request(1), { signal }) },

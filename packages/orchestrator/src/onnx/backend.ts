@@ -369,7 +369,16 @@ export class LocalOnnxBackend implements ModelBackend {
       const outputs =
         this.batcher && DynamicBatcher.canBatch(feeds)
           ? await this.batcher.submit(precision, feeds, signal)
-          : await raceSignal(this.executor.run(precision, feeds), signal, `${this.kind}: inference`)
+          : this.executor.mode === 'inline'
+            ? // An in-thread run cannot be interrupted and finishes before an abort could be seen;
+              // skip the listener bookkeeping and drop the result if the caller left meanwhile.
+              await this.executor.run(precision, feeds)
+            : await raceSignal(
+                this.executor.run(precision, feeds),
+                signal,
+                `${this.kind}: inference`,
+              )
+      throwIfAborted(signal, `${this.kind}: inference`)
       const tensors: Record<string, TensorData> = {}
       for (const [name, t] of Object.entries(outputs))
         tensors[name] = { type: t.type, data: t.data, dims: t.dims }
