@@ -136,6 +136,7 @@ function statusOf(error: unknown): number {
       return 503
     case 'E_MODEL':
     case 'E_PROTOCOL':
+    case 'E_PLUGIN':
       return 502
     default:
       return 500
