@@ -103,6 +103,11 @@ async function failover(): Promise<void> {
     tasks: ['chat'],
     backend: openAICompatible({ baseUrl: provider.url('ok'), apiKey: 'sk-bench' }),
   }
+  // Warm the connection pool first, so the peer figure is a warm call like the subject's last hop.
+  await good.backend.invoke(
+    { task: 'chat', input, model: 'good' },
+    { signal: new AbortController().signal },
+  )
   const directTimes: number[] = []
   for (let i = 0; i < rounds; i++) {
     const started = performance.now()
