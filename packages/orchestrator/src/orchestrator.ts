@@ -696,11 +696,11 @@ export class Orchestrator {
           this.#requestsCounter?.inc(1, { model: runtime.id, outcome: 'failure' })
           if (signal.aborted) throw failure
           if (!this.#failsOver(failure)) throw this.#final(failure, attempts)
-          if (failure.code === 'E_INVALID_INPUT')
-            minWindow = Math.max(
-              minWindow,
-              runtime.config.contextWindow ?? Number.POSITIVE_INFINITY,
-            )
+          // Only models with a larger declared window can take it; without a declared
+          // window we cannot tell, so every other model stays eligible.
+          if (failure.code === 'E_INVALID_INPUT' && runtime.config.contextWindow !== undefined) {
+            minWindow = Math.max(minWindow, runtime.config.contextWindow)
+          }
           lastError = failure
         }
       }
@@ -931,11 +931,11 @@ export class Orchestrator {
             )
           }
           if (!this.#failsOver(failure)) throw failure
-          if (failure.code === 'E_INVALID_INPUT')
-            minWindow = Math.max(
-              minWindow,
-              runtime.config.contextWindow ?? Number.POSITIVE_INFINITY,
-            )
+          // Only models with a larger declared window can take it; without a declared
+          // window we cannot tell, so every other model stays eligible.
+          if (failure.code === 'E_INVALID_INPUT' && runtime.config.contextWindow !== undefined) {
+            minWindow = Math.max(minWindow, runtime.config.contextWindow)
+          }
           lastError = failure
         }
       }

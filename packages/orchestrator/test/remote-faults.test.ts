@@ -373,6 +373,9 @@ describe('remote provider: each fault', () => {
       ['short', 'E_INVALID_INPUT'],
       ['long', undefined],
     ])
+    // Without declared windows the orchestrator cannot tell, so it tries the next model.
+    const undeclared = makeOrchestrator([remote('short', 'context-length'), remote('other', 'ok')])
+    expect((await undeclared.run({ task: 'chat', input: chat })).model).toBe('other')
     const single = makeOrchestrator([remote('short', 'context-length')])
     const error = await capture(single.run({ task: 'chat', input: chat }))
     expect(error.code).toBe('E_INVALID_INPUT')
