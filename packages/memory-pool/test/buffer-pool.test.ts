@@ -412,7 +412,17 @@ describe('BufferPool', () => {
 
   it('reports a handle garbage-collected without release, with where it was acquired', async () => {
     const { events, sink } = recorder()
-    const pool = makePool({ debug: true, events: sink })
+    const warnings: unknown[] = []
+    const logger = {
+      trace: () => undefined,
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (bindings: unknown) => void warnings.push(bindings),
+      error: () => undefined,
+      fatal: () => undefined,
+      child: () => logger,
+    }
+    const pool = makePool({ debug: true, events: sink, logger })
     ;(function leak() {
       pool.acquire(8 * KiB)
     })()
@@ -424,6 +434,7 @@ describe('BufferPool', () => {
       'buffer-pool.test.ts',
     )
     expect(pool.stats()).toMatchObject({ inUseBytes: 0, outstandingHandles: 0 })
+    expect(warnings).toEqual([event?.payload])
   })
 
   it('does not report released handles as leaks', async () => {
