@@ -11,6 +11,7 @@
  *
  * Usage: pnpm --filter @aide/orchestrator build:model [-- --steps N] [--out DIR]
  */
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, relative } from 'node:path'
@@ -187,6 +188,17 @@ async function main(): Promise<void> {
     },
   }
   writeFileSync(join(outDir, 'metadata.json'), `${JSON.stringify(metadata, null, 2)}\n`)
+  // Format the JSON files the way the repository's formatter (biome) wants them, so they lint clean.
+  try {
+    const biome = join(dirname(require.resolve('@biomejs/biome/package.json')), 'bin', 'biome')
+    const jsonFiles = ['tokenizer.json', 'metadata.json'].map((f) => join(outDir, f))
+    const formatted = spawnSync(process.execPath, [biome, 'format', '--write', ...jsonFiles], {
+      stdio: 'ignore',
+    })
+    if (formatted.status !== 0) log('biome could not format the JSON files')
+  } catch {
+    log('biome not found: JSON files left as written')
+  }
   log(
     `int8: ${int8.compression.toFixed(2)}x smaller (${fp32.byteLength} → ${int8.model.byteLength} bytes), top-5 loss ${metadata.int8VsFp32.top5LossPoints.toFixed(2)} points, top-1 agreement ${(100 * loss.top1Agreement).toFixed(1)}%`,
   )
