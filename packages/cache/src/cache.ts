@@ -403,12 +403,19 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
   readonly #shared: Shared
   readonly #prefix: string
   readonly #namespaceTags: readonly string[]
+  // Hot-path shortcuts (undefined when there is no L1 / when keys are prefixed).
+  readonly #l1: MemoryTier | undefined
+  readonly #clock: Clock
+  readonly #plainKeys: boolean
 
   /** @internal Use {@link createCache}. */
   constructor(shared: Shared, prefix: string, namespaceTags: readonly string[]) {
     this.#shared = shared
     this.#prefix = prefix
     this.#namespaceTags = namespaceTags
+    this.#l1 = shared.l1
+    this.#clock = shared.clock
+    this.#plainKeys = prefix === ''
   }
 
   #key(key: unknown): string {
@@ -444,14 +451,17 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
    * read; it never touches L2/L3.
    */
   getIfPresent(key: string): V | undefined {
-    const shared = this.#shared
-    const entry = shared.l1?.getEntry(this.#key(key))
-    if (
-      entry !== undefined &&
-      (entry.expiresAt === Number.POSITIVE_INFINITY || shared.clock.now() < entry.expiresAt)
-    ) {
+    const l1 = this.#l1
+    if (l1 === undefined) return undefined
+    const full =
+      this.#plainKeys && typeof key === 'string' && key.length > 0 && key.length <= MAX_KEY_LENGTH
+        ? key
+        : this.#key(key)
+    const entry = l1.getEntry(full)
+    if (entry === undefined) return undefined
+    const expiresAt = entry.expiresAt
+    if (expiresAt === Number.POSITIVE_INFINITY || this.#clock.now() < expiresAt)
       return entry.value as V
-    }
     return undefined
   }
 
