@@ -354,6 +354,26 @@ class Subscription {
   }
 }
 
+/**
+ * Wraps a listener's failure. The wrapper's own stack would only show the
+ * bus's dispatch code, while the listener's error (kept as `cause`) has the
+ * stack that matters; skipping the capture makes a failing listener several
+ * times cheaper, which matters when one fails on every event.
+ */
+function wrapListenerError(
+  message: string,
+  cause: unknown,
+  details: Record<string, unknown>,
+): AideError {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return new AideError('E_INTERNAL', message, { cause, details })
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     value !== undefined &&
@@ -946,10 +966,10 @@ class Bus<Events extends object> implements EventBus<Events> {
     const wrapped =
       AideError.isInstance(error) && error.details.subscriber !== undefined
         ? error
-        : new AideError(
-            'E_INTERNAL',
+        : wrapListenerError(
             `${this.#name}: subscriber "${sub.name}" failed on "${type}": ${error instanceof Error ? error.message : String(error)}`,
-            { cause: error, details: { subscriber: sub.name, type } },
+            error,
+            { subscriber: sub.name, type },
           )
     this.#deadLetter({ type, payload, subscriber: sub.name, error: wrapped, at: this.#clock.now() })
   }
