@@ -187,6 +187,17 @@ describe('WorkspaceMemory', () => {
     expect(await memory.read('pkg/one.ts')).toBe('and again')
   })
 
+  it('drops the files of a directory that is renamed away', async () => {
+    put('old/one.ts', '1')
+    const memory = open()
+    await memory.read('old/one.ts')
+    const change = nextChange(memory, (c) => c.path === 'old/one.ts')
+    renameSync(join(root, 'old'), join(root, 'new'))
+    expect(await change).toMatchObject({ reason: 'watch', wasResident: true })
+    expect((await rejection(memory.read('old/one.ts'))).code).toBe('E_NOT_FOUND')
+    expect(await memory.read('new/one.ts')).toBe('1')
+  })
+
   it('rejects paths outside the root and symlinks that lead outside it', async () => {
     writeFileSync(join(base, 'secret.txt'), 'secret')
     symlinkSync(join(base, 'secret.txt'), join(root, 'link.txt'))
