@@ -46,6 +46,10 @@ async function main(): Promise<void> {
     say(`audit diagnostics for cart.ts v${first.version} after ${diagnosticsMs.toFixed(0)} ms:`)
     show(first.diagnostics.map(describe).join('\n'))
 
+    for (const step of client.progress.filter((p) => p.kind === 'end')) {
+      const begin = client.progress.find((p) => p.kind === 'begin' && p.title === step.title)
+      say(`progress: "${step.title}" done in ${begin ? (step.at - begin.at).toFixed(0) : '?'} ms`)
+    }
     say('typing a new function at the end of cart.ts, asking for inline completions on each key…')
     await client.typeAtEnd(cart, '\nexport function orderValue(items: Item[]): number {\n')
     const inlineRequests: Array<Promise<InlineCompletionList | unknown>> = []
@@ -69,7 +73,9 @@ async function main(): Promise<void> {
     say(
       `textDocument/completion at the cursor → ${list.items.length} items in ${completionMs.toFixed(1)} ms:`,
     )
-    show(list.items.map((item, index) => `${index + 1}. ${item.label}`).join('\n'))
+    show(
+      list.items.map((item, index) => `${index + 1}. ${item.label}   [${item.detail}]`).join('\n'),
+    )
     const chosen = list.items[0]
     if (chosen?.textEdit && 'range' in chosen.textEdit) {
       await client.edit(cart, [

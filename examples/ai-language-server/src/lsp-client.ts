@@ -3,8 +3,10 @@
  * the demo and the end-to-end tests.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import {
   CodeActionRequest,
@@ -79,13 +81,19 @@ export interface OpenDocument {
 export class LspProcessClient {
   readonly connection: ProtocolConnection
   readonly diagnostics: PublishDiagnosticsParams[] = []
+  /** `$/progress` reports received: title (from `begin`), kind and the time they arrived. */
+  readonly progress: Array<{ title: string; kind: string; at: number }> = []
+  #progressTitles = new Map<string | number, string>()
   /** `window/showMessage` texts received. */
   readonly messages: string[] = []
   readonly documents = new Map<string, OpenDocument>()
   stderr = ''
   #waiters = new Set<() => void>()
 
-  private constructor(readonly child: ChildProcess) {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly cacheDir: string,
+  ) {
     this.connection = createProtocolConnection(
       new StreamMessageReader(child.stdout!),
       new StreamMessageWriter(child.stdin!),
@@ -98,7 +106,18 @@ export class LspProcessClient {
       for (const wake of this.#waiters) wake()
     })
     this.connection.onRequest('window/workDoneProgress/create', () => null)
-    this.connection.onNotification('$/progress', () => undefined)
+    this.connection.onNotification(
+      '$/progress',
+      (params: { token: string | number; value: { kind: string; title?: string } }) => {
+        if (params.value.kind === 'begin')
+          this.#progressTitles.set(params.token, params.value.title ?? '')
+        this.progress.push({
+          title: this.#progressTitles.get(params.token) ?? '',
+          kind: params.value.kind,
+          at: performance.now(),
+        })
+      },
+    )
     this.connection.onNotification('window/logMessage', () => undefined)
     this.connection.onNotification('window/showMessage', (params: { message: string }) => {
       this.messages.push(params.message)
@@ -106,14 +125,15 @@ export class LspProcessClient {
     this.connection.listen()
   }
 
-  /** Starts `aide-lsp --stdio` as a child process. */
-  static start(options: { env?: NodeJS.ProcessEnv } = {}): LspProcessClient {
+  /** Starts `aide-lsp --stdio` as a child process, with a fresh disk cache folder (removed by `kill`). */
+  static start(options: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): LspProcessClient {
     const { command, args } = serverCommand()
-    const child = spawn(command, args, {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'aide-lsp-cache-'))
+    const child = spawn(command, [...args, ...(options.args ?? [])], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, AIDE_LSP_CACHE_DIR: cacheDir, ...options.env },
     })
-    return new LspProcessClient(child)
+    return new LspProcessClient(child, cacheDir)
   }
 
   /** `initialize` + `initialized`. */
@@ -247,9 +267,10 @@ export class LspProcessClient {
     return code
   }
 
-  /** Kills the process if it is still running. Idempotent. */
+  /** Kills the process if it is still running and removes its cache folder. Idempotent. */
   kill(): void {
     this.connection.dispose()
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
+    rmSync(this.cacheDir, { recursive: true, force: true })
   }
 }

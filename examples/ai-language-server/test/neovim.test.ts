@@ -62,6 +62,7 @@ describe('headless Neovim against the real server', () => {
         AIDE_NVIM_CMD: JSON.stringify([command, ...args]),
         AIDE_NVIM_ROOT: workspaceDir,
         AIDE_NVIM_FILE: join(workspaceDir, 'src', 'cart.ts'),
+        AIDE_LSP_CACHE_DIR: join(dir, 'cache'),
         XDG_STATE_HOME: dir,
         XDG_DATA_HOME: dir,
         XDG_CACHE_HOME: dir,

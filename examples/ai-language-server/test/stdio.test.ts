@@ -55,6 +55,18 @@ describe('aide-lsp --stdio, end to end with the protocol client', () => {
     const after = await client.waitForDiagnostics(cart)
     expect(after.diagnostics.map((d) => d.code)).toEqual(['no-debugger'])
     expect(cart.text).not.toContain('console.log')
+    // The real local ONNX model and the WebAssembly audit plugins loaded in the server process.
+    const deadline = Date.now() + 30_000
+    const loaded = (title: string) =>
+      client.progress.some((p) => p.title === title && p.kind === 'end')
+    while (
+      !(loaded('aide: loading the completion model') && loaded('aide: loading audit plugins')) &&
+      Date.now() < deadline
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+    expect(loaded('aide: loading the completion model')).toBe(true)
+    expect(loaded('aide: loading audit plugins')).toBe(true)
     expect(await client.shutdown()).toBe(0)
   })
 

@@ -1,12 +1,20 @@
 /**
- * `@aide/lsp/ai`: the assembled AI language server. Services are wired with
- * core's lazy `ServiceManager`, so nothing heavy (a model) loads before it is
- * needed, and the server answers from context while it loads.
+ * `@aide/lsp/ai`: the assembled AI language server. Every part is a service
+ * of core's lazy `ServiceManager`: the event bus, the cache (memory + disk),
+ * the orchestrator with the shipped local ONNX completion model, the plugin
+ * host with the shipped audit plugins, and the workspace index. Nothing heavy
+ * loads before it is needed; until the model is ready (or if it cannot load)
+ * completions come from the context provider.
  */
+import { homedir, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createCache, type MultiLevelCache } from '@aide/cache'
+import { diskTier } from '@aide/cache/disk'
 import {
   AideError,
   assertFunction,
   assertObject,
+  type CacheLike,
   defineService,
   type EventSink,
   type Logger,
@@ -15,6 +23,18 @@ import {
   ServiceManager,
   type ServiceManagerStats,
 } from '@aide/core'
+import { createEventBus, type EventBus } from '@aide/event-bus'
+import {
+  createOrchestrator,
+  type ModelConfig,
+  type Orchestrator,
+  type RunResult,
+} from '@aide/orchestrator'
+import { createPluginHost, type PluginHost, shippedPluginsDir } from '@aide/plugins'
+import {
+  createOrchestratorCompletionProvider,
+  createPluginDiagnosticsProvider,
+} from './adapters.js'
 import { createAuditDiagnosticsProvider } from './audit-rules.js'
 import { createContextCompletionProvider } from './context-completion.js'
 import type {
@@ -36,37 +56,42 @@ import {
   type WorkspaceIndexStats,
 } from './workspace-index.js'
 
-/** Options of {@link createAiLanguageServer}. */
+/** Options of {@link createAiLanguageServer}. Everything but `connection` is optional. */
 export interface AiLanguageServerOptions
   extends Pick<
     LanguageServerOptions,
     'connection' | 'closed' | 'name' | 'version' | 'settings' | 'clock' | 'configurationSection'
   > {
   /**
-   * Loads the model-backed completion provider. Called once, lazily: right
-   * after `initialized` when `preloadModel` is true (the default), otherwise
-   * on the first completion. Until it resolves, and if it fails, completions
-   * come from `fallbackCompletion`.
+   * Loads the model-backed completion provider, replacing the default (an
+   * orchestrator over the shipped local ONNX model plus `models`). Called
+   * once, lazily: right after `initialized` when `preloadModel` is true (the
+   * default), otherwise on the first completion.
    */
   loadModel?: (context: { signal: AbortSignal }) => Promise<CompletionProvider>
+  /** Serve the shipped local ONNX completion model (needs `onnxruntime-node`). Default true. */
+  localModel?: boolean
+  /** More models for the orchestrator (e.g. `openAICompatible(...)` backends), tried after the local one. */
+  models?: readonly ModelConfig[]
   /** Start loading the model right after `initialized`. Default true. */
   preloadModel?: boolean
-  /** Answers while the model loads, when it fails, and when it has nothing to say. Default: the context provider. */
+  /** Answers while the model loads, when it fails, and alongside it. Default: the context provider. */
   fallbackCompletion?: CompletionProvider
-  /** Diagnostics providers. Default: the shipped audit rules. */
-  diagnostics?: readonly DiagnosticsProvider[]
   /**
-   * Index the unopened files of the client's first workspace folder (read
-   * through `WorkspaceMemory`) for context gathering, under an "indexing"
-   * progress indicator. `false` turns it off. Default: on, with the defaults
-   * of {@link WorkspaceIndexOptions}.
+   * The orchestrator's response cache: memory plus a disk tier in `dir`
+   * (default `$XDG_CACHE_HOME/aide-lsp` or `~/.cache/aide-lsp`), or `false`.
    */
+  cache?: false | { dir?: string; maxEntries?: number; ttlMs?: number }
+  /** Audit plugins: the shipped ones by default (needs `@extism/extism`), other plugin folders, or `false`. */
+  plugins?: false | { directories?: readonly string[]; timeoutMs?: number }
+  /** Diagnostics providers replacing the defaults (the line rules and the plugins). */
+  diagnostics?: readonly DiagnosticsProvider[]
+  /** Index the unopened files of the first workspace folder for context; `false` turns it off. */
   workspace?: false | Omit<WorkspaceIndexOptions, 'root'>
-  /** Extra services to tear down with the server (e.g. a cache, a bus), in reverse order. */
-  resources?: ReadonlyArray<{ name: string; dispose(): void | Promise<void> }>
+  /** The bus every component reports to. Default: a new one (see {@link AiLanguageServer.bus}). */
+  bus?: EventBus<Record<string, unknown>>
   logger?: Logger
   meter?: Meter
-  events?: EventSink<LanguageServerEvents & AiLanguageServerEvents>
 }
 
 /** Events of the assembled server, on top of {@link LanguageServerEvents}. */
@@ -79,11 +104,12 @@ export interface AiLanguageServerEvents {
 /** Plain figures from {@link AiLanguageServer.stats}. */
 export interface AiLanguageServerStats extends LanguageServerStats {
   model: {
-    state: 'absent' | 'idle' | 'loading' | 'ready' | 'failed'
+    state: 'idle' | 'loading' | 'ready' | 'failed'
     provider: string | undefined
     answered: number
     fallbackAnswers: number
   }
+  plugins: { state: 'off' | 'idle' | 'loading' | 'ready' | 'failed'; loaded: string[] }
   services: ServiceManagerStats
   workspace: WorkspaceIndexStats | undefined
 }
@@ -92,13 +118,24 @@ export interface AiLanguageServerStats extends LanguageServerStats {
 export interface AiLanguageServer extends Omit<LanguageServer, 'stats'> {
   /** The service manager holding the lazily created parts. */
   readonly services: ServiceManager
+  /** The bus the server, the orchestrator, the cache and the plugin host report to. */
+  readonly bus: EventBus<Record<string, unknown>>
   /** Loads the model now (idempotent); resolves when it is ready. */
   loadModel(): Promise<CompletionProvider>
   /** Plain figures. */
   stats(): AiLanguageServerStats
 }
 
+/** The default folder of the disk cache. */
+export function defaultCacheDirectory(): string {
+  const base = process.env.XDG_CACHE_HOME || (homedir() ? join(homedir(), '.cache') : tmpdir())
+  return join(base, 'aide-lsp')
+}
+
+const BusService = defineService<EventBus<Record<string, unknown>>>('event-bus')
+const CacheService = defineService<MultiLevelCache<RunResult> | undefined>('cache')
 const ModelService = defineService<CompletionProvider>('completion-model')
+const PluginService = defineService<PluginHost>('plugin-host')
 const WorkspaceService = defineService<WorkspaceIndex>('workspace-index')
 
 /**
@@ -115,93 +152,227 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
       'options.fallbackCompletion.provideCompletions',
     )
   }
+  if (options.cache !== undefined && options.cache !== false)
+    assertObject(options.cache, 'options.cache')
+  if (options.plugins !== undefined && options.plugins !== false)
+    assertObject(options.plugins, 'options.plugins')
+  if (options.workspace !== undefined && options.workspace !== false)
+    assertObject(options.workspace, 'options.workspace')
+  if (options.models !== undefined && !Array.isArray(options.models)) {
+    throw new AideError(
+      'E_INVALID_INPUT',
+      'options.models must be an array of orchestrator model configs',
+      { details: { field: 'options.models' } },
+    )
+  }
   const logger = options.logger ?? noopLogger
-  const events = options.events
   const fallback = options.fallbackCompletion ?? createContextCompletionProvider()
   const services = new ServiceManager({
     logger,
     ...(options.clock ? { clock: options.clock } : {}),
   })
-  const loadModel = options.loadModel
-  let modelState: AiLanguageServerStats['model']['state'] = loadModel ? 'idle' : 'absent'
+  const bus = options.bus ?? createEventBus<Record<string, unknown>>({ name: 'aide-lsp', logger })
+  const events = bus as unknown as EventSink<LanguageServerEvents & AiLanguageServerEvents>
+  let modelState: AiLanguageServerStats['model']['state'] = 'idle'
   let modelName: string | undefined
   let modelAnswers = 0
   let fallbackAnswers = 0
+  let pluginState: AiLanguageServerStats['plugins']['state'] =
+    options.plugins === false ? 'off' : 'idle'
+  let pluginsLoaded: string[] = []
   let server: LanguageServer | undefined
   let workspaceIndex: WorkspaceIndex | undefined
-  if (options.workspace !== undefined && options.workspace !== false)
-    assertObject(options.workspace, 'options.workspace')
+  let disposed = false
 
-  for (const resource of options.resources ?? []) {
-    assertObject(resource, 'options.resources[]')
-    services.registerValue(defineService<unknown>(`resource:${resource.name}`), resource, {
-      dispose: () => resource.dispose(),
-    })
-  }
-  if (loadModel) {
-    services.register(ModelService, {
-      factory: async (_deps, context) => {
-        const started = Date.now()
-        modelState = 'loading'
-        events?.emit('model-load-start', {})
-        try {
-          const load = () => loadModel({ signal: context.signal })
-          const provider = server
-            ? await server.withProgress('aide: loading the completion model', load)
-            : await load()
-          assertObject(provider, 'loadModel() result')
-          assertFunction(provider.provideCompletions, 'loadModel() result.provideCompletions')
-          modelState = 'ready'
-          modelName = provider.name
-          // Suggestions cached while answering from context must not hide the model's.
-          server?.clearCompletionCache()
-          events?.emit('model-load-end', {
-            durationMs: Date.now() - started,
-            provider: provider.name,
-          })
-          return provider
-        } catch (error) {
-          modelState = 'failed'
-          const aideError = AideError.isInstance(error)
-            ? error
-            : new AideError(
-                'E_MODEL',
-                `lsp: loading the completion model failed: ${String(error)}`,
-                { cause: error },
-              )
-          events?.emit('model-load-error', { error: aideError })
-          logger.error({ err: aideError }, 'lsp: model load failed; answering from context')
-          throw aideError
-        }
-      },
-    })
-  }
+  services.registerValue(BusService, bus, {
+    dispose: options.bus ? () => undefined : (instance) => instance.dispose(),
+  })
+  services.register(CacheService, {
+    factory: () => {
+      if (options.cache === false) return undefined
+      const settings = options.cache ?? {}
+      return createCache<RunResult>({
+        l1: { maxEntries: settings.maxEntries ?? 2_000 },
+        l3: diskTier({ dir: settings.dir ?? defaultCacheDirectory() }),
+        ttl: settings.ttlMs ?? 24 * 60 * 60 * 1000,
+        namespace: 'aide-lsp',
+        logger,
+        events: bus as never,
+      })
+    },
+    dispose: (cache) => cache?.dispose(),
+  })
 
-  const ensureModel = (): Promise<CompletionProvider> => {
-    if (!loadModel)
-      return Promise.reject(
-        new AideError('E_UNAVAILABLE', 'lsp: no completion model is configured; pass loadModel'),
+  let orchestrator: Orchestrator | undefined
+  const loadDefaultModel = async (
+    signal: AbortSignal,
+    cache: CacheLike<RunResult> | undefined,
+  ): Promise<CompletionProvider> => {
+    const models: ModelConfig[] = []
+    if (options.localModel !== false) {
+      const onnx = await import('@aide/orchestrator/onnx')
+      const local = await onnx.loadDefaultCompletionModel({ signal })
+      models.push({
+        id: 'aide-code-completion',
+        backend: local,
+        tasks: ['completion'],
+        priority: 1,
+      })
+    }
+    models.push(...(options.models ?? []))
+    if (models.length === 0)
+      throw new AideError(
+        'E_UNAVAILABLE',
+        'lsp: no completion model: the local model is off and options.models is empty',
       )
-    return services.get(ModelService)
+    orchestrator = createOrchestrator({
+      models,
+      strategy: 'priority',
+      ...(cache ? { cache } : {}),
+      events: bus as never,
+      logger,
+      ...(options.meter ? { meter: options.meter } : {}),
+    })
+    return createOrchestratorCompletionProvider({ orchestrator })
+  }
+
+  services.register(ModelService, {
+    deps: [CacheService],
+    factory: async ([cache], context) => {
+      const started = Date.now()
+      modelState = 'loading'
+      events.emit('model-load-start', {})
+      try {
+        const load = () =>
+          options.loadModel
+            ? options.loadModel({ signal: context.signal })
+            : loadDefaultModel(context.signal, cache)
+        const provider = server
+          ? await server.withProgress('aide: loading the completion model', load)
+          : await load()
+        assertObject(provider, 'loadModel() result')
+        assertFunction(provider.provideCompletions, 'loadModel() result.provideCompletions')
+        modelState = 'ready'
+        modelName = provider.name
+        // Suggestions cached while answering from context must not hide the model's.
+        server?.clearCompletionCache()
+        events.emit('model-load-end', { durationMs: Date.now() - started, provider: provider.name })
+        return provider
+      } catch (error) {
+        modelState = 'failed'
+        const aideError = AideError.isInstance(error)
+          ? error
+          : new AideError('E_MODEL', `lsp: loading the completion model failed: ${String(error)}`, {
+              cause: error,
+            })
+        events.emit('model-load-error', { error: aideError })
+        logger.warn({ err: aideError }, 'lsp: completion model unavailable; answering from context')
+        throw aideError
+      }
+    },
+    dispose: async () => {
+      await orchestrator?.dispose()
+    },
+  })
+
+  services.register(PluginService, {
+    deps: [BusService],
+    factory: async ([eventBus], context) => {
+      pluginState = 'loading'
+      const settings = options.plugins || {}
+      const host = createPluginHost({
+        hostApiVersion: '1.0.0',
+        limits: { timeoutMs: settings.timeoutMs ?? 2_000 },
+        capabilities: {},
+        events: eventBus as never,
+        logger,
+        ...(options.meter ? { meter: options.meter } : {}),
+      })
+      const directories = settings.directories ?? [
+        shippedPluginsDir('security-audit'),
+        shippedPluginsDir('aws-key-scan'),
+      ]
+      const load = async () => {
+        for (const directory of directories) {
+          try {
+            const info = await host.load(directory, { signal: context.signal })
+            pluginsLoaded.push(info.manifest.id)
+          } catch (error) {
+            logger.warn({ err: error, directory }, 'lsp: an audit plugin did not load')
+            if (AideError.isInstance(error) && error.code === 'E_UNAVAILABLE') throw error
+          }
+        }
+      }
+      try {
+        await (server ? server.withProgress('aide: loading audit plugins', load) : load())
+        if (pluginsLoaded.length === 0 && directories.length > 0) {
+          throw new AideError(
+            'E_UNAVAILABLE',
+            'lsp: no audit plugin could be loaded (see the log); diagnostics come from the line rules only',
+          )
+        }
+      } catch (error) {
+        pluginState = 'failed'
+        pluginsLoaded = []
+        await host.dispose()
+        throw error
+      }
+      pluginState = 'ready'
+      return host
+    },
+  })
+
+  // Memoised so a failed load is not retried on every keystroke.
+  let pluginHost: Promise<PluginHost> | undefined
+  const getPluginHost = () => {
+    pluginHost ??= services.get(PluginService)
+    return pluginHost
+  }
+  let modelLoad: Promise<CompletionProvider> | undefined
+  const ensureModel = () => {
+    modelLoad ??= services.get(ModelService)
+    return modelLoad
   }
 
   const completion: CompletionProvider = {
     name: 'ai',
     async provideCompletions(request: CompletionRequest): Promise<readonly CompletionSuggestion[]> {
-      if (modelState === 'ready') {
-        const model = services.getSync(ModelService)
-        const suggestions = await model.provideCompletions(request)
-        if (suggestions.length > 0) {
-          modelAnswers++
-          return suggestions
-        }
-      } else if (modelState === 'idle') {
-        ensureModel().catch(() => undefined)
+      const fromContext = fallback.provideCompletions(request)
+      if (modelState === 'idle') ensureModel().catch(() => undefined)
+      if (modelState !== 'ready') {
+        fallbackAnswers++
+        return fromContext
       }
-      fallbackAnswers++
-      return fallback.provideCompletions(request)
+      const [model, context] = await Promise.allSettled([
+        services.getSync(ModelService).provideCompletions(request),
+        fromContext,
+      ])
+      const merged: CompletionSuggestion[] = []
+      if (model.status === 'fulfilled') merged.push(...model.value)
+      else if (!(AideError.isInstance(model.reason) && model.reason.code === 'E_CANCELLED'))
+        logger.warn({ err: model.reason }, 'lsp: model completion failed')
+      if (merged.length > 0) modelAnswers++
+      else fallbackAnswers++
+      if (context.status === 'fulfilled') {
+        for (const suggestion of context.value)
+          if (!merged.some((m) => m.text === suggestion.text)) merged.push(suggestion)
+      }
+      if (merged.length === 0 && model.status === 'rejected') throw model.reason
+      // Stable sort: at equal confidence the model's suggestion stays first.
+      return merged.sort((a, b) => (b.score ?? 0.5) - (a.score ?? 0.5)).slice(0, request.maxItems)
     },
   }
+
+  const diagnostics =
+    options.diagnostics ??
+    (options.plugins === false
+      ? [createAuditDiagnosticsProvider()]
+      : [
+          createAuditDiagnosticsProvider(),
+          createPluginDiagnosticsProvider(getPluginHost, {
+            timeoutMs: options.plugins?.timeoutMs ?? 2_000,
+          }),
+        ])
 
   server = createLanguageServer({
     connection: options.connection,
@@ -212,80 +383,81 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.configurationSection ? { configurationSection: options.configurationSection } : {}),
     completion,
-    diagnostics: options.diagnostics ?? [createAuditDiagnosticsProvider()],
+    diagnostics,
     logger,
     ...(options.meter ? { meter: options.meter } : {}),
-    ...(events ? { events } : {}),
+    events,
     contextDocuments: () => workspaceIndex?.snapshots() ?? [],
     onInitialized: async (started) => {
       const root = started.workspaceFolders()[0]
-      const indexing =
-        root && options.workspace !== false
-          ? (() => {
-              services.register(WorkspaceService, {
-                factory: async (_deps, context) => {
-                  const index = new WorkspaceIndex({ ...(options.workspace || {}), root, logger })
-                  try {
-                    await started.withProgress('aide: indexing the workspace', (report) =>
-                      index.build({
-                        signal: context.signal,
-                        onProgress: (done, total) =>
-                          report(
-                            `${done}/${total} files`,
-                            Math.round((done / Math.max(1, total)) * 100),
-                          ),
-                      }),
-                    )
-                  } catch (error) {
-                    index.dispose()
-                    throw error
-                  }
-                  return index
-                },
-              })
-              return services.get(WorkspaceService).then(
-                (index) => {
-                  workspaceIndex = index
-                },
-                (error: unknown) =>
-                  logger.warn(
-                    { err: error },
-                    'lsp: workspace indexing failed; using open documents only',
-                  ),
+      const tasks: Array<Promise<unknown>> = []
+      if (root && options.workspace !== false) {
+        services.register(WorkspaceService, {
+          factory: async (_deps, context) => {
+            const index = new WorkspaceIndex({ ...(options.workspace || {}), root, logger })
+            try {
+              await started.withProgress('aide: indexing the workspace', (report) =>
+                index.build({
+                  signal: context.signal,
+                  onProgress: (done, total) =>
+                    report(`${done}/${total} files`, Math.round((done / Math.max(1, total)) * 100)),
+                }),
               )
-            })()
-          : Promise.resolve()
-      const preloading =
-        loadModel && options.preloadModel !== false
-          ? ensureModel().catch(() => undefined)
-          : Promise.resolve()
-      await Promise.all([indexing, preloading])
+            } catch (error) {
+              index.dispose()
+              throw error
+            }
+            return index
+          },
+        })
+        tasks.push(
+          services.get(WorkspaceService).then(
+            (index) => {
+              workspaceIndex = index
+            },
+            (error: unknown) =>
+              logger.warn(
+                { err: error },
+                'lsp: workspace indexing failed; using open documents only',
+              ),
+          ),
+        )
+      }
+      if (options.plugins !== false && !options.diagnostics)
+        tasks.push(getPluginHost().catch(() => undefined))
+      if (options.preloadModel !== false) tasks.push(ensureModel().catch(() => undefined))
+      await Promise.all(tasks)
     },
   })
   const base = server
-  options.closed?.addEventListener('abort', () => void services.dispose().catch(() => undefined), {
+  const dispose = async () => {
+    if (disposed) return
+    disposed = true
+    await base.dispose()
+    await services.dispose()
+  }
+  options.closed?.addEventListener('abort', () => void dispose().catch(() => undefined), {
     once: true,
   })
 
   return {
     documents: base.documents,
     services,
+    bus,
     settings: () => base.settings(),
     updateSettings: (input) => base.updateSettings(input),
-    clearCompletionCache: () => base.clearCompletionCache(),
-    workspaceFolders: () => base.workspaceFolders(),
     withProgress: (title, task) => base.withProgress(title, task),
     listen: () => base.listen(),
+    clearCompletionCache: () => base.clearCompletionCache(),
+    workspaceFolders: () => base.workspaceFolders(),
     loadModel: ensureModel,
     stats: () => ({
       ...base.stats(),
       model: { state: modelState, provider: modelName, answered: modelAnswers, fallbackAnswers },
+      plugins: { state: pluginState, loaded: [...pluginsLoaded] },
       services: services.stats(),
       workspace: workspaceIndex?.stats(),
     }),
-    async dispose() {
-      await base.dispose()
-      await services.dispose()
-    },
+    dispose,
   }
 }

@@ -64,12 +64,6 @@ export const defaultAuditRules: readonly AuditRule[] = [
       replacement: match[0].replace('var', 'let'),
     }),
   },
-  {
-    id: 'no-hardcoded-secret',
-    message: 'a secret appears to be hard-coded; read it from the environment',
-    severity: 'error',
-    pattern: /\b(?:api[_-]?key|secret|password|token)\s*[:=]\s*['"][^'"]{8,}['"]/i,
-  },
 ]
 
 /** Options of {@link createAuditDiagnosticsProvider}. */

@@ -80,7 +80,16 @@ export function createContextCompletionProvider(
       return [...found.entries()]
         .sort((a, b) => b[1] - a[1] || a[0].length - b[0].length)
         .slice(0, maxItems)
-        .map(([text]) => ({ text, detail: 'aide: from context' }))
+        .map(([text, score]) => ({ text, detail: 'aide: from context', score: confidence(score) }))
     },
   }
+}
+
+/**
+ * Confidence of a context suggestion from its ranking score: a continuation of
+ * 20 or more matched characters is as sure as this provider gets; identifier
+ * completions (scores below 10) stay low.
+ */
+function confidence(score: number): number {
+  return score < 10 ? 0.2 + score / 50 : Math.min(1, Math.floor(score / 10) / 20)
 }

@@ -19,6 +19,11 @@ export interface CompletionSuggestion {
   text: string
   /** Shown next to the item (e.g. the model that produced it). */
   detail?: string
+  /**
+   * Confidence in [0, 1], when the provider can tell. Used to order
+   * suggestions merged from several providers (higher first; none counts as 0.5).
+   */
+  score?: number
 }
 
 /** What a {@link CompletionProvider} is asked. */

@@ -50,6 +50,7 @@ import { isSuperseded, LatestRequestScheduler, type LatestRequestStats } from '.
 import type {
   CodeActionProvider,
   CompletionProvider,
+  CompletionSuggestion,
   DiagnosticsProvider,
   DiagnosticWithFixes,
   QuickFix,
@@ -382,7 +383,7 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
     position: Position,
     trigger: 'completion' | 'inline',
     token: CancellationToken | undefined,
-  ): Promise<string[] | 'stale' | 'superseded'> {
+  ): Promise<CompletionSuggestion[] | 'stale' | 'superseded'> {
     completionStats.requests++
     const provider = options.completion
     const snapshot = documents.get(uri)
@@ -406,7 +407,12 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
             const hit = cache.lookup(key)
             if (hit) {
               completionStats.fromCache++
-              return { texts: hit.suggestions.slice(0, current.completion.maxItems), cached: true }
+              return {
+                suggestions: hit.suggestions
+                  .slice(0, current.completion.maxItems)
+                  .map((text) => ({ text, detail: `${name}: reused` })),
+                cached: true,
+              }
             }
           }
           const result = await provider.provideCompletions({
@@ -422,11 +428,21 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
               'E_PROTOCOL',
               `lsp: completion provider ${provider.name} returned ${typeof result}, expected an array`,
             )
-          const texts = result
-            .map((s) => s?.text)
-            .filter((t): t is string => typeof t === 'string' && t.length > 0)
-          if (current.cache.enabled) cache.set(key, texts)
-          return { texts: texts.slice(0, current.completion.maxItems), cached: false }
+          const valid = result.filter(
+            (s): s is CompletionSuggestion => typeof s?.text === 'string' && s.text.length > 0,
+          )
+          if (current.cache.enabled)
+            cache.set(
+              key,
+              valid.map((s) => s.text),
+            )
+          return {
+            suggestions: valid.slice(0, current.completion.maxItems).map((s) => ({
+              text: s.text,
+              detail: typeof s.detail === 'string' ? s.detail : name,
+            })),
+            cached: false,
+          }
         },
         {
           debounceMs:
@@ -448,11 +464,11 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
         uri,
         version: snapshot.version,
         trigger,
-        items: suggestions.texts.length,
+        items: suggestions.suggestions.length,
         cached: suggestions.cached,
         durationMs,
       })
-      return suggestions.texts
+      return suggestions.suggestions
     } catch (error) {
       if (disposed) return silence()
       if (isSuperseded(error)) {
@@ -479,7 +495,7 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
   function toCompletionList(
     uri: string,
     position: Position,
-    result: string[] | 'stale' | 'superseded',
+    result: CompletionSuggestion[] | 'stale' | 'superseded',
   ): CompletionList {
     if (typeof result === 'string') return { isIncomplete: true, items: [] }
     const snapshot = documents.get(uri)
@@ -492,13 +508,13 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
     const word = /[A-Za-z0-9_$]*$/.exec(context.linePrefix)?.[0] ?? ''
     const cursor = snapshot.document.positionAt(context.offset)
     const start = { line: cursor.line, character: cursor.character - word.length }
-    const items: CompletionItem[] = result.map((text, index) => {
+    const items: CompletionItem[] = result.map(({ text, detail }, index) => {
       const firstLine = text.split(/\r?\n/)[0] ?? text
       const label = `${word}${firstLine}`.trim() || text.trim()
       return {
         label,
         kind: CompletionItemKind.Text,
-        detail: `${name}`,
+        detail: detail ?? name,
         sortText: String(index).padStart(4, '0'),
         filterText: `${word}${text}`,
         textEdit: { range: { start, end: cursor }, newText: `${word}${text}` },
@@ -830,7 +846,7 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
           const result = await complete(uri, position, 'inline', token)
           if (disposed) return silence()
           if (typeof result === 'string') return { items: [] }
-          const items: InlineCompletionItem[] = result.map((text) => ({
+          const items: InlineCompletionItem[] = result.map(({ text }) => ({
             insertText: text,
             range: { start: position, end: position },
           }))

@@ -31,6 +31,8 @@ async function start(options: Partial<Parameters<typeof createAiLanguageServer>[
       completion: { debounceMs: 0, inlineDebounceMs: 0 },
       diagnostics: { debounceMs: 0 },
     },
+    cache: false,
+    plugins: false,
     ...options,
   })
   running.push({ pair, server })
@@ -91,14 +93,14 @@ describe('createAiLanguageServer', () => {
     expect((await complete()).items.map((i) => i.label)).toContain('total')
     release()
     await eventually(() => server.stats().model.state === 'ready')
-    expect((await complete()).items.map((i) => i.label)).toEqual(['total_from_model'])
+    expect((await complete()).items.map((i) => i.label)[0]).toBe('total_from_model')
     expect(loads).toBe(1)
     expect(server.stats().model).toMatchObject({
       provider: 'model',
       answered: 1,
       fallbackAnswers: 1,
     })
-    await eventually(() => progress.length === 2)
+    await eventually(() => progress.some((p) => (p as { kind: string }).kind === 'end'))
     expect(progress).toEqual([
       {
         kind: 'begin',
@@ -141,7 +143,7 @@ describe('createAiLanguageServer', () => {
   })
 
   it('works with no model at all and publishes the shipped audit diagnostics', async () => {
-    const { pair, server, complete } = await start()
+    const { pair, server, complete } = await start({ localModel: false })
     const diagnostics: Array<{ uri: string; diagnostics: Array<{ code: string }> }> = []
     pair.client.onNotification('textDocument/publishDiagnostics', (params: unknown) => {
       diagnostics.push(params as (typeof diagnostics)[number])
@@ -152,8 +154,8 @@ describe('createAiLanguageServer', () => {
     })
     await eventually(() => diagnostics.find((d) => d.diagnostics.length > 0))
     expect(diagnostics.at(-1)!.diagnostics.map((d) => d.code)).toEqual(['no-eval'])
-    expect(server.stats().model.state).toBe('absent')
-    await expect(server.loadModel()).rejects.toMatchObject({ code: 'E_UNAVAILABLE' })
+    await eventually(() => server.stats().model.state === 'failed')
+    await expect(server.loadModel()).rejects.toThrow(/no completion model/)
     await complete()
   })
 
@@ -169,6 +171,9 @@ describe('createAiLanguageServer', () => {
         connection: pair.server,
         closed: pair.closed,
         settings: { completion: { debounceMs: 0 } },
+        cache: false,
+        plugins: false,
+        localModel: false,
       })
       running.push({ pair, server })
       server.listen()
