@@ -408,8 +408,12 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
   readonly #clock: Clock
   readonly #plainKeys: boolean
 
-  /** @internal Use {@link createCache}. */
-  constructor(shared: Shared, prefix: string, namespaceTags: readonly string[]) {
+  /** @internal Use {@link createCache} (the first argument is internal state). */
+  constructor(internal: unknown, prefix: string, namespaceTags: readonly string[]) {
+    if (!(internal instanceof Shared)) {
+      throw invalidInput('internal', 'is not cache state: create caches with createCache()')
+    }
+    const shared = internal
     this.#shared = shared
     this.#prefix = prefix
     this.#namespaceTags = namespaceTags

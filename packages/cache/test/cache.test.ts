@@ -1,7 +1,7 @@
 import { AideError, type CacheLike, ManualClock } from '@aide/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { AdaptiveTtl } from '../src/adaptive-ttl.ts'
-import { type CacheEvents, createCache, type MultiLevelCache } from '../src/cache.ts'
+import { type CacheEvents, createCache, MultiLevelCache } from '../src/cache.ts'
 import type { StoredEntry } from '../src/entry.ts'
 import { MemoryTier } from '../src/memory-tier.ts'
 import type { CacheTier } from '../src/tier.ts'
@@ -119,6 +119,7 @@ describe('createCache basics', () => {
     )
     expect(() => createCache({ events: {} as never })).toThrow(/options.events.emit/)
     expect(() => cache.namespace('')).toThrow(AideError)
+    expect(() => new MultiLevelCache({}, '', [])).toThrow(/createCache/)
     expect(await cache.get('keep')).toBe(1)
   })
 
