@@ -159,7 +159,7 @@ describe('getOrSet', () => {
     expect(await cache.getOrSet('k', () => slow)).toBe(1)
     expect(cache.stats().staleServed).toBe(1)
     resolveLoad(2)
-    await vi.waitFor(async () => expect(await cache.get('k')).toBe(2))
+    await vi.waitFor(async () => expect(await cache.get('k')).toBe(2), { timeout: 10_000 })
     clock.set(2_000)
     expect(await cache.get('k')).toBeUndefined()
   })
@@ -173,7 +173,7 @@ describe('getOrSet', () => {
       throw new Error('backend down')
     })
     expect(await cache.getOrSet('k', failing, { softTimeout: 50 })).toBe(1)
-    await vi.waitFor(() => expect(cache.stats().loadErrors).toBe(1))
+    await vi.waitFor(() => expect(cache.stats().loadErrors).toBe(1), { timeout: 10_000 })
     expect(await cache.getOrSet('k', failing)).toBe(1)
   })
 
@@ -194,7 +194,7 @@ describe('getOrSet', () => {
     await clock.advanceAsync(25)
     expect(await pending).toBe(1)
     resolveLoad(7)
-    await vi.waitFor(async () => expect(await cache.get('k')).toBe(7))
+    await vi.waitFor(async () => expect(await cache.get('k')).toBe(7), { timeout: 10_000 })
   })
 
   it('soft timeout returns the fresh value when the loader is quick', async () => {

@@ -98,7 +98,7 @@ describe('two processes on one Redis', () => {
   let prefix: string
   beforeAll(async () => {
     prefix = freshPrefix()
-    child = startChild(redis.url, prefix, 1_500)
+    child = startChild(redis.url, prefix, 10_000)
     tier = await redisTier({ url: redis.url, prefix })
     await tier.subscribed()
     expect(await child.send({ op: 'stats' })).toMatchObject({ loads: 0 })
