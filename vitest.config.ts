@@ -27,12 +27,11 @@ const projects = roots.flatMap((root) =>
     : [],
 )
 
-// The benchmark report renderer has its own tests.
-if (existsSync('bench/test')) {
-  projects.push({
-    extends: true as const,
-    test: { name: 'bench', root: 'bench', include: ['test/**/*.test.ts'] },
-  })
+// The benchmark report renderer and the docs' code blocks have tests of their own.
+for (const name of ['bench', 'docs']) {
+  if (existsSync(join(name, 'test'))) {
+    projects.push({ extends: true as const, test: { name, root: name, include: ['test/**/*.test.ts'] } })
+  }
 }
 
 export default defineConfig({
