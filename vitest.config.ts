@@ -30,7 +30,10 @@ const projects = roots.flatMap((root) =>
 // The benchmark report renderer and the docs' code blocks have tests of their own.
 for (const name of ['bench', 'docs']) {
   if (existsSync(join(name, 'test'))) {
-    projects.push({ extends: true as const, test: { name, root: name, include: ['test/**/*.test.ts'] } })
+    projects.push({
+      extends: true as const,
+      test: { name, root: name, include: ['test/**/*.test.ts'] },
+    })
   }
 }
 

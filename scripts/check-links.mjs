@@ -13,7 +13,8 @@ function markdownFiles(dir) {
   const out = []
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (entry.isDirectory()) {
-      if (!skipDirs.has(entry.name) && !entry.name.startsWith('.')) out.push(...markdownFiles(join(dir, entry.name)))
+      if (!skipDirs.has(entry.name) && !entry.name.startsWith('.'))
+        out.push(...markdownFiles(join(dir, entry.name)))
     } else if (entry.name.endsWith('.md')) out.push(join(dir, entry.name))
   }
   return out
@@ -90,7 +91,12 @@ for (const file of files) {
       problems.push(`${where}: ${target} -> no such file ${relative(root, resolved)}`)
       continue
     }
-    if (anchor && statSync(resolved).isFile() && resolved.endsWith('.md') && !slugsOf(resolved).has(anchor)) {
+    if (
+      anchor &&
+      statSync(resolved).isFile() &&
+      resolved.endsWith('.md') &&
+      !slugsOf(resolved).has(anchor)
+    ) {
       problems.push(`${where}: ${target} -> no heading #${anchor} in ${relative(root, resolved)}`)
     }
   }

@@ -24,5 +24,8 @@ for (const name of readdirSync(join(root, 'packages'))) {
   }
   writeFileSync(join(dir, 'typedoc.json'), `${JSON.stringify(options, null, 2)}\n`)
 }
-const result = spawnSync('pnpm', ['exec', 'typedoc', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' })
+const result = spawnSync('pnpm', ['exec', 'typedoc', ...process.argv.slice(2)], {
+  cwd: root,
+  stdio: 'inherit',
+})
 process.exit(result.status ?? 1)
