@@ -71,6 +71,13 @@ export interface AiLanguageServerOptions
   loadModel?: (context: { signal: AbortSignal }) => Promise<CompletionProvider>
   /** Serve the shipped local ONNX completion model (needs `onnxruntime-node`). Default true. */
   localModel?: boolean
+  /**
+   * Where the shipped model's ONNX sessions run: `inline` on the server's
+   * thread (the default: the model is tiny, a run takes microseconds, and it
+   * saves a worker thread's memory) or `worker` (a worker thread, for larger
+   * models whose runs would block the event loop).
+   */
+  localModelExecution?: 'inline' | 'worker'
   /** More models for the orchestrator (e.g. `openAICompatible(...)` backends), tried after the local one. */
   models?: readonly ModelConfig[]
   /** Start loading the model right after `initialized`. Default true. */
@@ -211,7 +218,10 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
     const models: ModelConfig[] = []
     if (options.localModel !== false) {
       const onnx = await import('@aide/orchestrator/onnx')
-      const local = await onnx.loadDefaultCompletionModel({ signal })
+      const local = await onnx.loadDefaultCompletionModel({
+        signal,
+        execution: options.localModelExecution ?? 'inline',
+      })
       models.push({
         id: 'aide-code-completion',
         backend: local,
