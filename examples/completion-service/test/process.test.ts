@@ -90,12 +90,12 @@ describe('completion service process', () => {
     const report = await runLoadTest({
       url: service.url,
       apiKey: KEY,
-      requests: 200,
-      seconds: 20,
+      requests: 100,
+      seconds: 30,
       connections: 4,
       prompts: 8,
     })
-    expect(report.requests).toBe(200)
+    expect(report.requests).toBe(100)
     expect(report.non2xx).toBe(0)
     expect(report.errors).toBe(0)
     expect(report.throughputPerSecond).toBeGreaterThan(0)
