@@ -3,39 +3,40 @@ import { join } from 'node:path'
 import { defineConfig } from 'vitest/config'
 
 /**
- * One vitest project per package and example that has tests. Tests resolve
- * workspace packages through the `@aide/source` export condition, so they run
- * against `src` without a build.
+ * One vitest project per package, example, and the bench and docs folders, for
+ * each that has a `test/` folder. Tests resolve workspace packages through the
+ * `@aide/source` export condition, so they run against `src` without a build.
+ * A project may build fixtures or start services once per run in
+ * `test/global-setup.ts` (e.g. wasm plugins, Neovim, a Redis for the docs).
  */
-const roots = ['packages', 'examples']
-const projects = roots.flatMap((root) =>
+function project(dir: string, name: string) {
+  return {
+    extends: true as const,
+    test: {
+      name,
+      root: dir,
+      include: ['test/**/*.test.ts'],
+      ...(existsSync(join(dir, 'test', 'global-setup.ts'))
+        ? { globalSetup: ['test/global-setup.ts'] }
+        : {}),
+    },
+  }
+}
+
+const folders = (root: string) =>
   existsSync(root)
     ? readdirSync(root, { withFileTypes: true })
         .filter((entry) => entry.isDirectory() && existsSync(join(root, entry.name, 'test')))
-        .map((entry) => ({
-          extends: true as const,
-          test: {
-            name: `${root === 'packages' ? '' : 'example:'}${entry.name}`,
-            root: join(root, entry.name),
-            include: ['test/**/*.test.ts'],
-            // A package may build fixtures once per run (e.g. wasm plugins) in test/global-setup.ts.
-            ...(existsSync(join(root, entry.name, 'test', 'global-setup.ts'))
-              ? { globalSetup: ['test/global-setup.ts'] }
-              : {}),
-          },
-        }))
-    : [],
-)
+        .map((entry) => entry.name)
+    : []
 
-// The benchmark report renderer and the docs' code blocks have tests of their own.
-for (const name of ['bench', 'docs']) {
-  if (existsSync(join(name, 'test'))) {
-    projects.push({
-      extends: true as const,
-      test: { name, root: name, include: ['test/**/*.test.ts'] },
-    })
-  }
-}
+const projects = [
+  ...folders('packages').map((name) => project(join('packages', name), name)),
+  ...folders('examples').map((name) => project(join('examples', name), `example:${name}`)),
+  ...['bench', 'docs']
+    .filter((dir) => existsSync(join(dir, 'test')))
+    .map((dir) => project(dir, dir)),
+]
 
 export default defineConfig({
   resolve: { conditions: ['@aide/source'] },
