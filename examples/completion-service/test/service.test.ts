@@ -97,6 +97,26 @@ describe('completion service', () => {
     expect(second.body.text).toBe(first.body.text)
   })
 
+  it('shares cached completions with a second instance through Redis', async () => {
+    const first = await post('/v1/completions', { prompt: 'export interface ', maxTokens: 4 })
+    expect(first.body.cached).toBe(false)
+    const second = await startCompletionService({
+      config: testConfig({ redisUrl: redis.url }),
+      logDestination: new LogSink(),
+    })
+    try {
+      const response = await fetch(`${second.url}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+        body: JSON.stringify({ prompt: 'export interface ', maxTokens: 4 }),
+      })
+      const body = (await response.json()) as { cached: boolean; text: string }
+      expect(body).toMatchObject({ cached: true, text: first.body.text })
+    } finally {
+      await second.close()
+    }
+  })
+
   it('rejects a malformed body with 400 naming the problem', async () => {
     const response = await post('/v1/completions', { prompt: 'x', maxTokens: 100_000 })
     expect(response.status).toBe(400)
