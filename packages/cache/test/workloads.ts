@@ -1,16 +1,8 @@
 /** Deterministic synthetic access traces for hit-ratio tests. */
+import { seededRandom } from '@aide/core'
 
 /** A seeded PRNG (mulberry32). */
-export function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const random: (seed: number) => () => number = seededRandom
 
 /** Zipf-distributed keys over `n` items with exponent `s`. */
 export function zipf(length: number, n: number, s: number, seed = 1): string[] {

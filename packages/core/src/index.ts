@@ -47,6 +47,7 @@ export {
   type EventSink,
   noopEventSink,
 } from './interfaces.js'
+export { seededRandom } from './random.js'
 export {
   defineService,
   type FactoryContext,

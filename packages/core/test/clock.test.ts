@@ -86,3 +86,19 @@ describe('systemClock', () => {
     expect(Math.abs(systemClock.now() - Date.now())).toBeLessThan(1000)
   })
 })
+
+describe('seededRandom', () => {
+  it('repeats the same sequence in [0, 1) for a seed and differs across seeds', async () => {
+    const { seededRandom } = await import('../src/index.js')
+    const a = seededRandom(42)
+    const b = seededRandom(42)
+    const c = seededRandom(43)
+    const first = Array.from({ length: 1000 }, a)
+    expect(Array.from({ length: 1000 }, b)).toEqual(first)
+    expect(Array.from({ length: 1000 }, c)).not.toEqual(first)
+    expect(first.every((x) => x >= 0 && x < 1)).toBe(true)
+    const mean = first.reduce((s, x) => s + x, 0) / first.length
+    expect(Math.abs(mean - 0.5)).toBeLessThan(0.05)
+    expect(() => seededRandom(1.5)).toThrow(expect.objectContaining({ code: 'E_INVALID_INPUT' }))
+  })
+})

@@ -6,7 +6,7 @@
  * Deterministic: the same token streams, settings and seed give the same
  * weights, bit for bit.
  */
-import { assertNumber, assertObject, invalidInput } from '@aide/core'
+import { assertNumber, assertObject, invalidInput, seededRandom } from '@aide/core'
 import {
   buildModel,
   DataType,
@@ -55,17 +55,8 @@ export interface TrainOptions extends NextTokenShape {
   onProgress?: (done: number, total: number, recentLoss: number) => void
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function createRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Deterministic PRNG (mulberry32), the same one `@aide/core` exports as `seededRandom`. */
+export const createRandom: (seed: number) => () => number = seededRandom
 
 /** All (context window, next token) positions of the streams whose target is a known token. */
 function positions(streams: readonly Int32Array[]): Array<[number, number]> {
