@@ -3,8 +3,8 @@
  * - `model/keywords.onnx`: the keyword model, y = x · W with one column of W
  *   per vocabulary word (its feature vector), built with the orchestrator's
  *   ONNX graph builder;
- * - `plugins/aws-key-scan.wasm`: the audit plugin shipped with @aide/plugins,
- *   built from its WAT source when needed.
+ * - `plugins/aws-key-scan.wasm` and `plugins/security-audit.wasm`: the audit
+ *   plugins shipped with @aide/plugins (WAT and AssemblyScript), built when needed.
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
@@ -48,11 +48,13 @@ export async function buildAssets(): Promise<string[]> {
   await buildShippedPlugins()
   const pluginsPackage = join(root, '..', '..', 'packages', 'plugins')
   await mkdir(join(publicDir, 'plugins'), { recursive: true })
-  await copyFile(
-    join(pluginsPackage, 'plugins', 'aws-key-scan', 'dist', 'plugin.wasm'),
-    join(publicDir, 'plugins', 'aws-key-scan.wasm'),
-  )
-  written.push('plugins/aws-key-scan.wasm')
+  for (const name of ['aws-key-scan', 'security-audit']) {
+    await copyFile(
+      join(pluginsPackage, 'plugins', name, 'dist', 'plugin.wasm'),
+      join(publicDir, 'plugins', `${name}.wasm`),
+    )
+    written.push(`plugins/${name}.wasm`)
+  }
   return written
 }
 

@@ -52,7 +52,7 @@ afterAll(async () => {
   if (profile) await rm(profile, { recursive: true, force: true })
 })
 
-it('completes a keyword from the ONNX model and flags an AWS key from the plugin', {
+it('completes a keyword from the ONNX model and shows diagnostics from both audit plugins', {
   timeout: 50_000,
 }, async () => {
   const url = server.resolvedUrls!.local[0]!
@@ -80,6 +80,17 @@ it('completes a keyword from the ONNX model and flags an AWS key from the plugin
   const marked = page.locator('.cm-lintRange-error')
   await marked.first().waitFor({ timeout: 15_000 })
   expect(await marked.first().textContent()).toContain('AKIAIOSFODNN7EXAMPLE')
+  // The AssemblyScript plugin flags a hard-coded password on a new line.
+  expect(await page.textContent('#events')).not.toContain('hardcoded-secret')
+  await page.keyboard.press('End')
+  await page.keyboard.press('Enter')
+  await page.keyboard.type('const password = "correct-horse-battery"')
+  await page.waitForFunction(
+    `document.querySelector('#events')?.textContent?.includes('hardcoded-secret')`,
+    undefined,
+    { timeout: 15_000 },
+  )
+  expect(await page.locator('.cm-lintRange-error').count()).toBeGreaterThanOrEqual(2)
   const events = await page.textContent('#events')
   expect(events).toContain('completion-serve')
   expect(events).toContain('aws-access-key')

@@ -85,15 +85,33 @@ async function loadModel() {
   }
 }
 
-async function loadPlugin() {
-  const plugin = await createPlugin(
-    { wasm: [{ url: new URL('/plugins/aws-key-scan.wasm', location.href).href }] },
-    { useWasi: false, runInWorker: false },
+/** The audit plugins shipped with @aide/plugins: id, module, and the export that returns diagnostics. */
+const PLUGINS = [
+  { id: 'aide.aws-key-scan', file: 'aws-key-scan.wasm', entry: 'scan' },
+  { id: 'aide.security-audit', file: 'security-audit.wasm', entry: 'diagnostics' },
+] as const
+
+async function loadPlugins() {
+  const loaded = await Promise.all(
+    PLUGINS.map(async (spec) => {
+      const plugin = await createPlugin(
+        { wasm: [{ url: new URL(`/plugins/${spec.file}`, location.href).href }] },
+        { useWasi: false, runInWorker: false },
+      )
+      bus.emit('plugin-load', { pluginId: spec.id })
+      return { ...spec, plugin }
+    }),
   )
-  bus.emit('plugin-load', { pluginId: 'aide.aws-key-scan' })
-  return async (text: string): Promise<PluginDiagnostic[]> => {
-    const output = await plugin.call('scan', text)
-    return output ? (JSON.parse(output.text()) as PluginDiagnostic[]) : []
+  /** Runs every plugin over the text; each diagnostic names its plugin. */
+  return async (text: string): Promise<Array<PluginDiagnostic & { source: string }>> => {
+    const all: Array<PluginDiagnostic & { source: string }> = []
+    // Extism calls into one plugin instance must not overlap: run them in turn.
+    for (const { id, plugin, entry } of loaded) {
+      const output = await plugin.call(entry, text)
+      const found = output ? (JSON.parse(output.text()) as PluginDiagnostic[]) : []
+      all.push(...found.map((d) => ({ ...d, source: id })))
+    }
+    return all
   }
 }
 
@@ -110,7 +128,7 @@ const SEVERITY: Record<PluginDiagnostic['severity'], Diagnostic['severity']> = {
 }
 
 async function start(): Promise<void> {
-  const [rank, scan] = await Promise.all([loadModel(), loadPlugin()])
+  const [rank, scan] = await Promise.all([loadModel(), loadPlugins()])
 
   const complete = async (context: CompletionContext): Promise<CompletionResult | null> => {
     const word = context.matchBefore(/[A-Za-z_$][\w$]*/)
@@ -148,13 +166,13 @@ async function start(): Promise<void> {
       to: offsetOf(doc, d.range.end),
       severity: SEVERITY[d.severity],
       message: `${d.message} (${d.ruleId})`,
-      source: 'aide.aws-key-scan',
+      source: d.source,
     }))
   }
 
   new EditorView({
     parent: document.querySelector('#editor')!,
-    doc: '// Try typing `func`, or an AWS access key id (AKIA followed by 16 characters)\n',
+    doc: '// Try typing `func`, an AWS access key id, or a hard-coded password\n',
     extensions: [
       basicSetup,
       javascript({ typescript: true }),
