@@ -2,7 +2,7 @@
  * Runs every package's benchmarks and writes one report.
  *
  *   pnpm bench [--quick] [--only cache,core] [--out bench-results] [--threshold 0.15]
- *              [--previous FILE] [--fail-on-regression]
+ *              [--previous FILE] [--fail-on-regression] [--traces DIR] [other suite flags]
  *
  * Each package script named `bench` or `bench:*` runs with `--json FILE`; the
  * rows are gathered into `<out>/latest.jsonl`, the previous `latest.jsonl`
@@ -34,6 +34,12 @@ const threshold =
 const only =
   typeof options.extra.only === 'string' ? new Set(options.extra.only.split(',')) : undefined
 const suiteTimeoutMs = 15 * 60_000
+
+// Flags the runner does not use itself go to every suite (e.g. `--traces DIR` for the cache).
+const ownFlags = new Set(['out', 'threshold', 'only', 'previous', 'fail-on-regression'])
+const passThrough = Object.entries(options.extra)
+  .filter(([key]) => !ownFlags.has(key))
+  .flatMap(([key, value]) => (value === true ? [`--${key}`] : [`--${key}`, value]))
 
 interface Suite {
   pkg: string
@@ -76,6 +82,7 @@ function runSuite(suite: Suite, jsonFile: string): Promise<number> {
     '--json',
     jsonFile,
     ...(options.quick ? ['--quick'] : []),
+    ...passThrough,
   ]
   return new Promise((resolvePromise) => {
     const child = spawn('pnpm', args, {
