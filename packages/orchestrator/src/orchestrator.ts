@@ -234,6 +234,8 @@ export class Orchestrator {
   readonly #random: () => number
   readonly #tenants = new Map<string, Tenant>()
   readonly #inFlight = new Map<string, Flight>()
+  /** Response-cache writes still under way, by request key. */
+  readonly #cacheWrites = new Map<string, Promise<void>>()
   readonly #streams = new Set<AbortController>()
   readonly #timers: Array<ReturnType<Clock['setInterval']>> = []
   readonly #onPartialFailure: PartialFailureMode
@@ -427,7 +429,14 @@ export class Orchestrator {
         (signal, deadlineAt) => this.#cached(key, request, signal, deadlineAt),
       ).finally(() => {
         created.settled = true
-        if (this.#inFlight.get(key) === created) this.#inFlight.delete(key)
+        const forget = () => {
+          if (this.#inFlight.get(key) === created) this.#inFlight.delete(key)
+        }
+        // Until the result is in the cache, an identical request joins this flight
+        // (and gets its result) instead of missing the cache and calling the model again.
+        const write = this.#cacheWrites.get(key)
+        if (write) void write.then(forget)
+        else forget()
       })
       // Waiters handle the outcome; this keeps an abandoned flight from being an unhandled rejection.
       created.promise.catch(() => undefined)
@@ -512,11 +521,22 @@ export class Orchestrator {
     }
     const result = await this.#execute(request, signal, deadlineAt)
     if (result.finishReason !== 'error') {
-      cache
-        .set(`orchestrator:${key}`, result, { ttl: this.#options.cacheTtlMs ?? 300_000 })
+      let write: Promise<void>
+      try {
+        write = Promise.resolve(
+          cache.set(`orchestrator:${key}`, result, { ttl: this.#options.cacheTtlMs ?? 300_000 }),
+        )
+      } catch (error) {
+        write = Promise.reject(error)
+      }
+      const settled = write
         .catch((error: unknown) => {
           this.#logger.warn({ error: describeError(error) }, 'orchestrator: cache write failed')
         })
+        .finally(() => {
+          if (this.#cacheWrites.get(key) === settled) this.#cacheWrites.delete(key)
+        })
+      this.#cacheWrites.set(key, settled)
     }
     return result
   }

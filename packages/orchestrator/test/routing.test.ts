@@ -330,6 +330,33 @@ describe('results, cache and shared requests', () => {
     expect(orchestrator.stats()).toMatchObject({ cacheHits: 1, sharedInFlight: 4 })
   })
 
+  it('a repeat that arrives while the cache write is still under way joins the finished call', async () => {
+    const store = new Map<string, RunResult>()
+    let finishWrite!: () => void
+    const writing = new Promise<void>((resolve) => (finishWrite = resolve))
+    const cache: CacheLike<RunResult> = {
+      get: async (key) => store.get(key),
+      set: async (key, value) => {
+        await writing
+        store.set(key, value)
+      },
+      getOrSet: async (key, loader) => store.get(key) ?? loader(new AbortController().signal),
+      delete: async (key) => store.delete(key),
+    }
+    const a = model('a', { backend: mockBackend({ reply: 'once' }) })
+    const orchestrator = createOrchestrator({ models: [a], cache })
+    const first = await orchestrator.run({ task: 'chat', input })
+    const repeat = await orchestrator.run({ task: 'chat', input })
+    expect(repeat.text).toBe('once')
+    expect(a.backend.calls).toHaveLength(1)
+    expect(first.cached).toBe(false)
+    finishWrite()
+    await expect.poll(() => store.size, POLL).toBe(1)
+    const later = await orchestrator.run({ task: 'chat', input })
+    expect(later.cached).toBe(true)
+    expect(a.backend.calls).toHaveLength(1)
+  })
+
   it('a cache that fails is bypassed, not fatal', async () => {
     const cache: CacheLike<RunResult> = {
       get: async () => {
