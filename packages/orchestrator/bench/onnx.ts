@@ -13,7 +13,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { BenchReport, parseBenchArgs, percentile, time } from '../../../bench/harness.ts'
 import { defaultCompletionModelFiles } from '../src/local/index.ts'
 import type { LocalOnnxBackend } from '../src/onnx/backend.ts'
-import { loadOnnxRuntimeNode } from '../src/onnx/runtime.ts'
+import { loadOnnxRuntimeNode } from '../src/onnx/load-node.ts'
 import { createOnnxBackend } from '../src/onnx.ts'
 
 process.env.ORT_DISABLE_TELEMETRY ??= '1'

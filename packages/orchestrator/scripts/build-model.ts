@@ -18,7 +18,8 @@ import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CodeTokenizer } from '../src/local/tokenizer.ts'
 import { evaluationRows, nextTokenModelToOnnx, trainNextTokenModel } from '../src/local/trainer.ts'
-import { InlineExecutor, loadOnnxRuntimeNode } from '../src/onnx/runtime.ts'
+import { loadOnnxRuntimeNode } from '../src/onnx/load-node.ts'
+import { InlineExecutor } from '../src/onnx/runtime.ts'
 import { estimateAccuracyLoss, quantizeModel } from '../src/quantize/index.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))

@@ -5,7 +5,7 @@
  *
  * @packageDocumentation
  */
-import { assertNumber } from '@aide/core'
+import { AideError, assertNumber } from '@aide/core'
 import {
   chooseExecutionProvider,
   type LocalBackendOptions,
@@ -15,7 +15,8 @@ import {
   startLocalBackend,
   validateLocalOptions,
 } from './onnx/backend.js'
-import { InlineExecutor, loadOnnxRuntimeWeb } from './onnx/runtime.js'
+import { loadOnnxRuntimeWeb } from './onnx/load-web.js'
+import { InlineExecutor } from './onnx/runtime.js'
 
 /** Options of {@link createOnnxWebBackend}. */
 export interface OnnxWebBackendOptions extends LocalBackendOptions {
@@ -43,7 +44,7 @@ export async function createOnnxWebBackend(
   const wasmThreads = options.wasmThreads ?? 1
   assertNumber(wasmThreads, 'options.wasmThreads', { min: 1, max: 64, integer: true })
   return loadWithinDeadline('onnx-web', options, async (signal) => {
-    const prepared = await prepareModel(options)
+    const prepared = await prepareModel(options, fetchModel)
     const ort = await loadOnnxRuntimeWeb()
     if (ort.env?.wasm) ort.env.wasm.numThreads = wasmThreads
     const available = listWebExecutionProviders()
@@ -78,3 +79,19 @@ export {
   PRECISIONS,
   type Precision,
 } from './onnx/backend.js'
+
+/**
+ * Fetches a model (string sources of `@aide/orchestrator/onnx-web` are URLs, as a
+ * page serves its model files).
+ */
+async function fetchModel(url: string): Promise<Uint8Array> {
+  const response = await fetch(url)
+  if (!response.ok) {
+    throw new AideError(
+      'E_NOT_FOUND',
+      `onnx-web: fetching the model ${url} answered HTTP ${response.status}`,
+      { details: { field: 'options.model', source: url, status: response.status } },
+    )
+  }
+  return new Uint8Array(await response.arrayBuffer())
+}

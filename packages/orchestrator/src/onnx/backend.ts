@@ -37,8 +37,14 @@ export type Precision = 'fp32' | 'fp16' | 'int8'
 /** All precisions, most precise first. */
 export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8']
 
-/** A model file path, or the model bytes. */
+/**
+ * The model bytes, or where to read them: a file path for `@aide/orchestrator/onnx`,
+ * a URL (fetched) for `@aide/orchestrator/onnx-web`.
+ */
 export type ModelSource = string | Uint8Array | ArrayBuffer
+
+/** Reads a model named by a string source (a path or a URL, depending on the entry). */
+export type ReadModelSource = (source: string) => Promise<Uint8Array>
 
 /** One precision variant of a model. */
 export interface ModelVariant {
@@ -132,20 +138,21 @@ export function supportedPrecisions(executionProvider: string): Precision[] {
     : ['fp32', 'fp16']
 }
 
-async function readSource(source: ModelSource, field: string): Promise<Uint8Array> {
+async function readSource(
+  source: ModelSource,
+  field: string,
+  read: ReadModelSource,
+): Promise<Uint8Array> {
   if (typeof source === 'string') {
     if (source.length === 0) throw invalidInput(field, 'must not be empty')
     try {
-      const { readFile } = await import('node:fs/promises')
-      return new Uint8Array(await readFile(source))
+      return await read(source)
     } catch (error) {
+      if (AideError.isInstance(error)) throw error
       throw new AideError(
         'E_NOT_FOUND',
-        `onnx: cannot read the model file ${source}: ${(error as Error).message}`,
-        {
-          cause: error,
-          details: { field, path: source },
-        },
+        `onnx: cannot read the model ${source}: ${(error as Error).message}`,
+        { cause: error, details: { field, source } },
       )
     }
   }
@@ -192,7 +199,10 @@ export interface PreparedModel {
 }
 
 /** Reads every variant's bytes and validates the options (used by both backends). */
-export async function prepareModel(options: LocalBackendOptions): Promise<PreparedModel> {
+export async function prepareModel(
+  options: LocalBackendOptions,
+  read: ReadModelSource,
+): Promise<PreparedModel> {
   assertObject(options, 'options')
   const spec = options.model
   const entries: Array<[Precision, ModelSource | ModelVariant]> = []
@@ -219,6 +229,7 @@ export async function prepareModel(options: LocalBackendOptions): Promise<Prepar
     models[precision] = await readSource(
       variant.source,
       isSource(value) ? field : `${field}.source`,
+      read,
     )
     if (variant.quality !== undefined) qualities[precision] = variant.quality
   }

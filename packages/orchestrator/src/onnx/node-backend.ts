@@ -1,6 +1,8 @@
 /**
  * The onnxruntime-node backend factory (re-exported by `@aide/orchestrator/onnx`).
  */
+
+import { readFile } from 'node:fs/promises'
 import { assertNumber, assertOneOf } from '@aide/core'
 import {
   chooseExecutionProvider,
@@ -11,7 +13,8 @@ import {
   startLocalBackend,
   validateLocalOptions,
 } from './backend.js'
-import { InlineExecutor, loadOnnxRuntimeNode } from './runtime.js'
+import { loadOnnxRuntimeNode } from './load-node.js'
+import { InlineExecutor } from './runtime.js'
 import { WorkerExecutor } from './worker-executor.js'
 
 /** Options of {@link createOnnxBackend}. */
@@ -45,7 +48,7 @@ export async function createOnnxBackend(options: OnnxBackendOptions): Promise<Lo
   const threads = options.workerThreads ?? 1
   assertNumber(threads, 'options.workerThreads', { min: 1, max: 64, integer: true })
   return loadWithinDeadline('onnx', options, async (signal) => {
-    const prepared = await prepareModel(options)
+    const prepared = await prepareModel(options, readModelFile)
     const ort = await loadOnnxRuntimeNode()
     const available = (ort.listSupportedBackends?.() ?? [{ name: 'cpu' }]).map((b) => b.name)
     const provider = chooseExecutionProvider(options.executionProviders ?? ['cpu'], available)
@@ -70,4 +73,9 @@ export async function createOnnxBackend(options: OnnxBackendOptions): Promise<Lo
       signal,
     )
   })
+}
+
+/** Reads a model file from disk (string sources of `@aide/orchestrator/onnx` are paths). */
+async function readModelFile(path: string): Promise<Uint8Array> {
+  return new Uint8Array(await readFile(path))
 }

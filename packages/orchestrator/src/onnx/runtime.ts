@@ -1,7 +1,9 @@
 /**
  * The slice of the onnxruntime JavaScript API (shared by onnxruntime-node and
- * onnxruntime-web) that the backends use, the lazy loaders for both optional
- * peers, and the in-thread executor.
+ * onnxruntime-web) that the backends use, and the in-thread executor. The lazy
+ * loaders of the two optional peers live in their own modules (`load-node.ts`,
+ * `load-web.ts`), so a browser bundle of `@aide/orchestrator/onnx-web` never
+ * references onnxruntime-node.
  */
 import { AideError } from '@aide/core'
 import type { DenseTensor, TypedArray } from './tensor.js'
@@ -40,37 +42,13 @@ export interface SessionSettings {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all'
 }
 
-function unavailable(name: string, subpath: string, cause: unknown): AideError {
+/** The error for a missing optional runtime peer, saying what to install. */
+export function unavailable(name: string, subpath: string, cause: unknown): AideError {
   return new AideError(
     'E_UNAVAILABLE',
     `orchestrator: cannot import \`${name}\`. Install it (\`npm i ${name}\`) to use \`@aide/orchestrator/${subpath}\`.`,
     { cause, details: { package: name } },
   )
-}
-
-/** Loads onnxruntime-node on first use (E_UNAVAILABLE when missing). */
-export async function loadOnnxRuntimeNode(): Promise<OrtModule> {
-  if (!process.env.ORT_DISABLE_TELEMETRY) process.env.ORT_DISABLE_TELEMETRY = '1'
-  try {
-    const module = (await import('onnxruntime-node')) as unknown as OrtModule & {
-      default?: OrtModule
-    }
-    return module.InferenceSession ? module : module.default!
-  } catch (error) {
-    throw unavailable('onnxruntime-node', 'onnx', error)
-  }
-}
-
-/** Loads onnxruntime-web on first use (E_UNAVAILABLE when missing). */
-export async function loadOnnxRuntimeWeb(): Promise<OrtModule> {
-  try {
-    const module = (await import('onnxruntime-web')) as unknown as OrtModule & {
-      default?: OrtModule
-    }
-    return module.InferenceSession ? module : module.default!
-  } catch (error) {
-    throw unavailable('onnxruntime-web', 'onnx-web', error)
-  }
 }
 
 /** Input and output names of a loaded model variant. */

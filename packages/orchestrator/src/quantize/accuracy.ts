@@ -13,7 +13,9 @@ import {
   withDeadline,
 } from '@aide/core'
 import type { TensorData } from '../backend.js'
-import { InlineExecutor, loadOnnxRuntimeNode, loadOnnxRuntimeWeb } from '../onnx/runtime.js'
+import { loadOnnxRuntimeNode } from '../onnx/load-node.js'
+import { loadOnnxRuntimeWeb } from '../onnx/load-web.js'
+import { InlineExecutor } from '../onnx/runtime.js'
 import { type DenseTensor, normalizeTensor } from '../onnx/tensor.js'
 
 /** Options of {@link estimateAccuracyLoss}. */
