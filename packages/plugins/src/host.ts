@@ -868,8 +868,13 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       }
       signal.addEventListener('abort', onAbort, { once: true })
       instance.plugin.call(exportName, input).then(
-        (output) => finish(undefined, output ? output.bytes() : new Uint8Array(0)),
+        (output) => {
+          const bytes = output ? output.bytes() : new Uint8Array(0)
+          releaseCallMemory(instance.plugin)
+          finish(undefined, bytes)
+        },
         (error: unknown) => {
+          releaseCallMemory(instance.plugin)
           if (slot.closed) {
             const gone = new AideError(
               'E_DISPOSED',
@@ -1182,4 +1187,20 @@ function outcomeOf(error: unknown): 'error' | 'timeout' | 'cancelled' {
 
 function isAideError(value: unknown): value is AideError {
   return AideError.isInstance(value)
+}
+
+/**
+ * Extism's JS SDK keeps every block a call allocated (input, output, host
+ * allocations) until `reset()`, and an instance stops working for good once
+ * about 16,000 blocks have accumulated: after ~16k calls without a reset,
+ * every call fails with "cannot assign to this block". Our plugins keep no
+ * Extism variables between calls, so each finished call releases its blocks.
+ * (`reset()` declines, harmlessly, while another call is still active.)
+ */
+function releaseCallMemory(plugin: { reset?: () => Promise<boolean> | boolean }): void {
+  try {
+    void Promise.resolve(plugin.reset?.()).catch(() => undefined)
+  } catch {
+    // An instance that cannot reset is replaced by the next failure path anyway.
+  }
 }

@@ -34,6 +34,8 @@ export interface IsolatedPluginOptions {
 export interface PluginInstance {
   call(name: string, input: Uint8Array): Promise<{ bytes(): Uint8Array } | null>
   close(): Promise<void>
+  /** Releases the memory blocks of finished calls (in-thread Extism plugins; workers reset themselves). */
+  reset?(): Promise<boolean>
 }
 
 // Plain CommonJS run with `eval: true`, so it needs no file and no loader.
@@ -73,12 +75,17 @@ extism.createPlugin({ wasm: [{ module: workerData.module }] }, {
   functions: workerData.needsReadFile ? { 'extism:host/user': { aide_read_file: readFile } } : undefined,
 }).then((plugin) => {
   parentPort.on('message', ({ id, name, input }) => {
+    // reset() after each call releases the call's blocks (see releaseCallMemory in host.ts).
     plugin.call(name, input).then(
       (output) => {
         const bytes = output ? output.bytes() : null
+        plugin.reset().catch(() => undefined)
         parentPort.postMessage({ type: 'result', id, ok: true, output: bytes })
       },
-      (error) => parentPort.postMessage({ type: 'result', id, ok: false, message: error && error.message ? error.message : String(error) }),
+      (error) => {
+        plugin.reset().catch(() => undefined)
+        parentPort.postMessage({ type: 'result', id, ok: false, message: error && error.message ? error.message : String(error) })
+      },
     )
   })
   parentPort.postMessage({ type: 'ready' })

@@ -445,6 +445,19 @@ describe('lifecycle', () => {
     }
   })
 
+  it('keeps working past the ~16k calls after which an unreset Extism instance fails for good', async () => {
+    for (const isolation of ['in-thread', 'worker'] as const) {
+      const host = newHost({ isolation })
+      await host.load(limitsSource())
+      let last = ''
+      for (let i = 0; i < 17_000; i++)
+        last = text(await host.call('test.limits', 'echo', `call ${i}`))
+      expect(last).toBe('call 16999')
+      expect(host.stats().plugins['test.limits']).toMatchObject({ calls: 17_000, errors: 0 })
+      await host.dispose()
+    }
+  }, 120_000)
+
   it('runs trusted plugins in-thread', async () => {
     const host = newHost({ isolation: 'in-thread' })
     await host.load(limitsSource())
