@@ -18,8 +18,9 @@ describe('InMemoryMeter', () => {
     expect(meter.value('aide_in_flight')).toBe(1)
     inflight.set(7)
     expect(meter.value('aide_in_flight')).toBe(7)
-    expect(meter.counter('aide_requests_total', { help: 'again' })).toBeDefined()
-    expect(meter.value('aide_requests_total', { route: '/a' })).toBe(3)
+    // Asking again for a name returns the same instrument, writing the same series.
+    meter.counter('aide_requests_total', { help: 'again' }).inc(1, { route: '/a' })
+    expect(meter.value('aide_requests_total', { route: '/a' })).toBe(4)
   })
 
   it('rejects invalid names, labels, negative counter increments and type clashes', () => {

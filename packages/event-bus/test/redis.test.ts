@@ -289,7 +289,7 @@ describe('redis transport', () => {
     const clients = String(await admin.call('CLIENT', 'LIST')).split('\n')
     const reader = clients.find((line) => line.includes('name=aide-event-bus:c1:reader'))
     const id = /id=(\d+)/.exec(reader ?? '')?.[1]
-    expect(id).toBeDefined()
+    expect(id).toMatch(/^\d+$/)
     await admin.call('CLIENT', 'KILL', 'ID', id!)
     // While the reader is away, deliver two entries to c1 whose reply "never arrives".
     await t.publish('job.created', { seq: 1 }, { id: 'lost-1' })

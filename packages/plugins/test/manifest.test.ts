@@ -144,9 +144,14 @@ describe('wasm memory limits', () => {
     expect(() => capMemory(huge, 100)).toThrow(expect.objectContaining({ code: 'E_LIMIT' }))
     // the rewritten module still compiles
     const wasmApi = (
-      globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<object> } }
+      globalThis as unknown as {
+        WebAssembly: {
+          compile(bytes: Uint8Array): Promise<object>
+          Module: new (...args: never[]) => object
+        }
+      }
     ).WebAssembly
-    await expect(wasmApi.compile(capped)).resolves.toBeDefined()
+    await expect(wasmApi.compile(capped)).resolves.toBeInstanceOf(wasmApi.Module)
   })
 
   it('rejects bytes that are not a module', () => {

@@ -25,7 +25,7 @@ describe('packaging', () => {
     const manifest = JSON.parse(
       await readFile(join(import.meta.dirname, '..', 'package.json'), 'utf8'),
     )
-    expect(manifest.peerDependencies['@extism/extism']).toBeDefined()
+    expect(manifest.peerDependencies['@extism/extism']).toMatch(/^\^1\./)
     expect(manifest.peerDependenciesMeta['@extism/extism']).toEqual({ optional: true })
     expect(manifest.dependencies['@extism/extism']).toBeUndefined()
   })
