@@ -6,7 +6,7 @@ import { createStdioConnection } from '@aide/lsp/node'
 import { type ModelConfig, openAICompatible } from '@aide/orchestrator'
 import pino from 'pino'
 
-const usage = `usage: aide-lsp --stdio [--no-model] [--no-plugins] [--no-cache] [--cache-dir DIR]
+const usage = `usage: aide-lsp --stdio [--no-model] [--no-plugins] [--no-cache] [--cache-dir DIR] [--redis URL]
 
 Serves the Language Server Protocol on stdin/stdout. Settings come from the
 client's initializationOptions or workspace/didChangeConfiguration ("aide" section).
@@ -15,6 +15,7 @@ client's initializationOptions or workspace/didChangeConfiguration ("aide" secti
   --no-plugins    diagnostics from the line rules only (no WebAssembly audit plugins)
   --no-cache      no response cache
   --cache-dir DIR disk cache folder (default $AIDE_LSP_CACHE_DIR, else ~/.cache/aide-lsp)
+  --redis URL     share the response cache through Redis (default $AIDE_REDIS_URL; needs ioredis)
 
 Environment: AIDE_LSP_LOG_LEVEL (default "warn"; logs go to stderr),
 AIDE_OPENAI_BASE_URL, AIDE_OPENAI_MODEL, AIDE_OPENAI_API_KEY (an OpenAI-compatible
@@ -37,6 +38,13 @@ const cacheDirIndex = args.indexOf('--cache-dir')
 const cacheDir = cacheDirIndex >= 0 ? args[cacheDirIndex + 1] : process.env.AIDE_LSP_CACHE_DIR
 if (cacheDirIndex >= 0 && !cacheDir) {
   process.stderr.write('aide-lsp: --cache-dir needs a folder\n')
+  process.exit(2)
+}
+
+const redisIndex = args.indexOf('--redis')
+const redisUrl = redisIndex >= 0 ? args[redisIndex + 1] : process.env.AIDE_REDIS_URL
+if (redisIndex >= 0 && !redisUrl) {
+  process.stderr.write('aide-lsp: --redis needs a URL\n')
   process.exit(2)
 }
 
@@ -73,6 +81,8 @@ const server = createAiLanguageServer({
   models,
   localModel: !args.includes('--no-model'),
   plugins: args.includes('--no-plugins') ? false : {},
-  cache: args.includes('--no-cache') ? false : cacheDir ? { dir: cacheDir } : {},
+  cache: args.includes('--no-cache')
+    ? false
+    : { ...(cacheDir ? { dir: cacheDir } : {}), ...(redisUrl ? { redis: redisUrl } : {}) },
 })
 server.listen()

@@ -10,10 +10,12 @@ import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createCache, type MultiLevelCache } from '@aide/cache'
 import { diskTier } from '@aide/cache/disk'
+import type { RedisTierOptions } from '@aide/cache/redis'
 import {
   AideError,
   assertFunction,
   assertObject,
+  assertString,
   type CacheLike,
   defineService,
   type EventSink,
@@ -87,8 +89,13 @@ export interface AiLanguageServerOptions
   /**
    * The orchestrator's response cache: memory plus a disk tier in `dir`
    * (default `$XDG_CACHE_HOME/aide-lsp` or `~/.cache/aide-lsp`), or `false`.
+   * With `redis` (a URL, or `@aide/cache/redis` tier options) Redis is the
+   * second level, shared by every server using it (needs `ioredis`); while
+   * Redis is down the cache falls through to memory and disk.
    */
-  cache?: false | { dir?: string; maxEntries?: number; ttlMs?: number }
+  cache?:
+    | false
+    | { dir?: string; maxEntries?: number; ttlMs?: number; redis?: string | RedisTierOptions }
   /** Audit plugins: the shipped ones by default (needs `@extism/extism`), other plugin folders, or `false`. */
   plugins?: false | { directories?: readonly string[]; timeoutMs?: number }
   /** Diagnostics providers replacing the defaults (the line rules and the plugins). */
@@ -159,8 +166,12 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
       'options.fallbackCompletion.provideCompletions',
     )
   }
-  if (options.cache !== undefined && options.cache !== false)
+  if (options.cache !== undefined && options.cache !== false) {
     assertObject(options.cache, 'options.cache')
+    const redis = options.cache.redis
+    if (typeof redis === 'string') assertString(redis, 'options.cache.redis')
+    else if (redis !== undefined) assertObject(redis, 'options.cache.redis')
+  }
   if (options.plugins !== undefined && options.plugins !== false)
     assertObject(options.plugins, 'options.plugins')
   if (options.workspace !== undefined && options.workspace !== false)
@@ -195,11 +206,19 @@ export function createAiLanguageServer(options: AiLanguageServerOptions): AiLang
     dispose: options.bus ? () => undefined : (instance) => instance.dispose(),
   })
   services.register(CacheService, {
-    factory: () => {
+    factory: async () => {
       if (options.cache === false) return undefined
       const settings = options.cache ?? {}
+      // Loaded only when configured, so ioredis stays an optional peer.
+      const l2 =
+        settings.redis === undefined
+          ? undefined
+          : await (await import('@aide/cache/redis')).redisTier(
+              typeof settings.redis === 'string' ? { url: settings.redis } : settings.redis,
+            )
       return createCache<RunResult>({
         l1: { maxEntries: settings.maxEntries ?? 2_000 },
+        ...(l2 ? { l2 } : {}),
         l3: diskTier({ dir: settings.dir ?? defaultCacheDirectory() }),
         ttl: settings.ttlMs ?? 24 * 60 * 60 * 1000,
         namespace: 'aide-lsp',
