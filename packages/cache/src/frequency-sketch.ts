@@ -31,6 +31,8 @@ const MAX_COUNT = 15
 /** Frequency sketch with aging and a doorkeeper. All operations are O(1). */
 export class FrequencySketch {
   readonly #table: Uint8Array
+  /** The same memory as `#table`, four counters a word, for aging. */
+  readonly #words: Uint32Array
   readonly #blockMask: number
   readonly #doorkeeper: Uint32Array
   readonly #doorkeeperMask: number
@@ -43,6 +45,7 @@ export class FrequencySketch {
     const size = Math.max(16, Math.min(capacity, 1 << 24))
     const width = nextPowerOfTwo(size)
     this.#table = new Uint8Array(width * 4)
+    this.#words = new Uint32Array(this.#table.buffer)
     // Block start offsets: multiples of 16 within the table.
     this.#blockMask = (width * 4 - 1) & ~15
     const bits = nextPowerOfTwo(size * 4)
@@ -84,10 +87,21 @@ export class FrequencySketch {
   }
 
   /**
-   * Records an access of a key known to have been seen (a cache hit): goes
-   * straight to the counters, skipping the doorkeeper.
+   * Aging generation: bumped each time the counters are halved. Between two
+   * agings a counter never decreases.
    */
-  incrementSeen(hash: number): void {
+  get epoch(): number {
+    return this.#resets
+  }
+
+  /**
+   * Records an access of a key known to have been seen (a cache hit): goes
+   * straight to the counters, skipping the doorkeeper. Returns true when the
+   * key's four counters are all saturated afterwards (and no aging happened):
+   * until the epoch changes, its further accesses may use
+   * {@link countSaturated} instead, with the same effect.
+   */
+  incrementSeen(hash: number): boolean {
     this.#additions++
     const table = this.#table
     const base = (Math.imul(hash, 0x2c1b3c6d) >>> 0) & this.#blockMask
@@ -100,7 +114,19 @@ export class FrequencySketch {
     if (table[i1]! < MAX_COUNT) table[i1]!++
     if (table[i2]! < MAX_COUNT) table[i2]!++
     if (table[i3]! < MAX_COUNT) table[i3]!++
-    if (this.#additions >= this.#sampleSize) this.#age()
+    if (this.#additions >= this.#sampleSize) {
+      this.#age()
+      return false
+    }
+    return (table[i0]! & table[i1]! & table[i2]! & table[i3]!) === MAX_COUNT
+  }
+
+  /**
+   * Records an access of a key whose counters are all saturated in the current
+   * epoch: incrementing them would change nothing, so only the aging count moves.
+   */
+  countSaturated(): void {
+    if (++this.#additions >= this.#sampleSize) this.#age()
   }
 
   /** Estimated recent frequency of the key with this hash (0..16). */
@@ -124,8 +150,10 @@ export class FrequencySketch {
 
   /** Halves every counter and clears the doorkeeper, so old popularity fades. */
   #age(): void {
-    const table = this.#table
-    for (let i = 0; i < table.length; i++) table[i] = table[i]! >>> 1
+    // Halving four byte counters at once: shift the word, then clear the bit
+    // each byte received from its neighbour.
+    const words = this.#words
+    for (let i = 0; i < words.length; i++) words[i] = (words[i]! >>> 1) & 0x7f7f7f7f
     this.#doorkeeper.fill(0)
     this.#additions = Math.floor(this.#additions / 2)
     this.#resets++

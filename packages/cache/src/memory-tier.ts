@@ -57,18 +57,37 @@ export interface MemoryTierStats extends TierOwnStats {
 }
 
 const WINDOW = 0
+/**
+ * `touched` of nodes outside the protected region: below any `tick - quarter`
+ * (a Map holds at most 2^24 entries, so the quarter is at most 2^22).
+ */
+const UNPROTECTED = -(2 ** 30)
 const PROBATION = 1
 const PROTECTED = 2
 
+/**
+ * One entry's node. Every node is created with the same fields in the same
+ * order (one hidden class), the fields a hit reads first, so they tend to
+ * share a cache line.
+ */
 interface Node {
-  key: string
-  hash: number
   entry: StoredEntry
-  weight: number
-  region: number
-  candidate: boolean
-  /** Access tick of the last move within the protected region. */
+  hash: number
+  /**
+   * Access tick of the last move within the protected region; `UNPROTECTED`
+   * outside it, so one comparison tells a hit whether it must reorder.
+   */
   touched: number
+  region: number
+  /**
+   * The sketch epoch (`FrequencySketch.epoch`) in which this key's counters
+   * were seen saturated, or -1. Counters only grow between agings, so within
+   * that epoch a hit need not touch them (see `FrequencySketch.incrementSeen`).
+   */
+  saturatedIn: number
+  key: string
+  weight: number
+  candidate: boolean
   prev: Node | undefined
   next: Node | undefined
 }
@@ -88,13 +107,14 @@ class List {
 
   constructor() {
     const sentinel: Node = {
-      key: '',
-      hash: 0,
       entry: SENTINEL_ENTRY,
-      weight: 0,
+      hash: 0,
+      touched: UNPROTECTED,
       region: -1,
+      saturatedIn: -1,
+      key: '',
+      weight: 0,
       candidate: false,
-      touched: 0,
       prev: undefined,
       next: undefined,
     }
@@ -209,8 +229,11 @@ export class MemoryTier implements CacheTier {
   #tick = 0
   #random = 0x9e3779b9
   // hill climber state
-  #sampleHits = 0
+  /** Accesses left in the current sample (-1, never reaching 0, when not adaptive). */
+  #sampleCountdown: number
   #sampleMisses = 0
+  /** `protectedMax >>> 2`: protected hits this recent skip the move (see `#reorder`). */
+  #protectedQuarter: number
   #previousHitRate = 0
   #stepSize: number
   readonly #sampleSize: number
@@ -246,9 +269,11 @@ export class MemoryTier implements CacheTier {
       this.#sketch = new FrequencySketch(maxEntries)
     }
     this.#protectedMax = Math.floor(0.8 * (maxEntries - this.#windowMax))
+    this.#protectedQuarter = this.#protectedMax >>> 2
     // Like Caffeine, the first move shrinks the window (favouring scan resistance).
     this.#stepSize = -HILL_STEP * maxEntries
     this.#sampleSize = 10 * maxEntries
+    this.#sampleCountdown = this.#adaptive ? this.#sampleSize : -1
   }
 
   /** Number of entries held. */
@@ -263,20 +288,43 @@ export class MemoryTier implements CacheTier {
   getEntry(key: string): StoredEntry | undefined {
     const node = this.#map.get(key)
     if (node === undefined) {
-      if (this.#sketch !== undefined) {
-        this.#sketch.increment(hashKey(key))
-        if (this.#adaptive) this.#recordSample(false)
-      }
+      this.#onMiss(key)
       return undefined
     }
     const entry = node.entry
-    if (entry.staleUntil !== Number.POSITIVE_INFINITY && !isUsable(entry, this.#clock.now())) {
-      this.#removeNode(node)
-      this.#onEvict?.(key, 'expired')
+    const staleUntil = entry.staleUntil
+    if (staleUntil !== Number.POSITIVE_INFINITY && !(this.#clock.now() < staleUntil)) {
+      this.#expire(node)
       return undefined
     }
-    this.#onHit(node)
+    // The hit path, inline and in the same order as #onHit. The common case
+    // (a saturated key, protected and recently moved) touches no sketch
+    // counter and no list: three counters and two comparisons.
+    const sketch = this.#sketch
+    if (sketch === undefined) {
+      this.#window.moveToTail(node)
+      return entry
+    }
+    if (node.saturatedIn === sketch.epoch) sketch.countSaturated()
+    else if (sketch.incrementSeen(node.hash)) node.saturatedIn = sketch.epoch
+    if (--this.#sampleCountdown === 0) this.#climb()
+    const tick = ++this.#tick
+    if (node.touched < tick - this.#protectedQuarter) this.#reorder(node, tick)
     return entry
+  }
+
+  #onMiss(key: string): void {
+    if (this.#sketch === undefined) return
+    this.#sketch.increment(hashKey(key))
+    if (this.#adaptive) {
+      this.#sampleMisses++
+      if (--this.#sampleCountdown === 0) this.#climb()
+    }
+  }
+
+  #expire(node: Node): void {
+    this.#removeNode(node)
+    this.#onEvict?.(node.key, 'expired')
   }
 
   /** Whether a usable entry is held, without recording an access. */
@@ -307,13 +355,14 @@ export class MemoryTier implements CacheTier {
     const hash = this.#sketch ? hashKey(key) : 0
     this.#sketch?.increment(hash)
     const node: Node = {
-      key,
-      hash,
       entry,
-      weight,
+      hash,
+      touched: UNPROTECTED,
       region: WINDOW,
+      saturatedIn: -1,
+      key,
+      weight,
       candidate: false,
-      touched: 0,
       prev: undefined,
       next: undefined,
     }
@@ -398,12 +447,27 @@ export class MemoryTier implements CacheTier {
       this.#window.moveToTail(node)
       return
     }
-    this.#sketch.incrementSeen(node.hash)
-    if (this.#adaptive) this.#recordSample(true)
+    const sketch = this.#sketch
+    if (node.saturatedIn === sketch.epoch) sketch.countSaturated()
+    else if (sketch.incrementSeen(node.hash)) node.saturatedIn = sketch.epoch
+    if (--this.#sampleCountdown === 0) this.#climb()
     const tick = ++this.#tick
-    if (node.region === WINDOW) {
+    if (node.touched < tick - this.#protectedQuarter) this.#reorder(node, tick)
+  }
+
+  /**
+   * The reordering due to a W-TinyLFU hit. A protected node moved within the
+   * last quarter-capacity ticks is already within the newest quarter of the
+   * protected region: skipping its move keeps hits cheap and cannot let it
+   * reach the eviction end early (the callers skip this call for such nodes).
+   */
+  #reorder(node: Node, tick: number): void {
+    if (node.region === PROTECTED) {
+      node.touched = tick
+      this.#protected.moveToTail(node)
+    } else if (node.region === WINDOW) {
       this.#window.moveToTail(node)
-    } else if (node.region === PROBATION) {
+    } else {
       this.#probation.remove(node)
       node.region = PROTECTED
       node.candidate = false
@@ -413,14 +477,9 @@ export class MemoryTier implements CacheTier {
         const demoted = this.#protected.head
         this.#protected.remove(demoted)
         demoted.region = PROBATION
+        demoted.touched = UNPROTECTED
         this.#probation.push(demoted)
       }
-    } else if (tick - node.touched > this.#protectedMax >>> 2) {
-      // Recently moved nodes are already within the newest quarter of the
-      // protected region: skipping the move keeps hits cheap and cannot let
-      // them reach the eviction end early.
-      node.touched = tick
-      this.#protected.moveToTail(node)
     }
   }
 
@@ -527,11 +586,14 @@ export class MemoryTier implements CacheTier {
     return x >>> 0
   }
 
-  #recordSample(hit: boolean): void {
-    if (hit) this.#sampleHits++
-    else this.#sampleMisses++
-    if (this.#sampleHits + this.#sampleMisses < this.#sampleSize) return
-    const hitRate = this.#sampleHits / (this.#sampleHits + this.#sampleMisses)
+  /**
+   * End of a sample of `sampleSize` accesses: one hill-climbing step. Hits are
+   * not counted one by one (the hit path only decrements the countdown): they
+   * are the sample's accesses that were not misses.
+   */
+  #climb(): void {
+    this.#sampleCountdown = this.#sampleSize
+    const hitRate = (this.#sampleSize - this.#sampleMisses) / this.#sampleSize
     const change = hitRate - this.#previousHitRate
     const amount = change >= 0 ? this.#stepSize : -this.#stepSize
     this.#stepSize =
@@ -539,7 +601,6 @@ export class MemoryTier implements CacheTier {
         ? HILL_STEP * this.maxEntries * (amount >= 0 ? 1 : -1)
         : HILL_DECAY * amount
     this.#previousHitRate = hitRate
-    this.#sampleHits = 0
     this.#sampleMisses = 0
     this.#resizeWindow(Math.round(amount))
   }
@@ -550,6 +611,7 @@ export class MemoryTier implements CacheTier {
     if (next === this.#windowMax) return
     this.#windowMax = next
     this.#protectedMax = Math.floor(0.8 * (this.maxEntries - next))
+    this.#protectedQuarter = this.#protectedMax >>> 2
     // A smaller window hands its oldest entries to the main region.
     while (this.#window.count > this.#windowMax && this.#window.head) {
       const node = this.#window.head
@@ -561,6 +623,7 @@ export class MemoryTier implements CacheTier {
       const node = this.#protected.head
       this.#protected.remove(node)
       node.region = PROBATION
+      node.touched = UNPROTECTED
       this.#probation.push(node)
     }
   }

@@ -48,6 +48,37 @@ describe('FrequencySketch', () => {
     expect(sketch.resets).toBeGreaterThan(0)
     expect(sketch.frequency(hot)).toBeLessThan(before)
   })
+
+  it('countSaturated has the effect of incrementSeen on keys it reported saturated (property)', () => {
+    fc.assert(
+      fc.property(
+        // Few keys and a small sketch: keys saturate, and agings happen in between.
+        fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 1, maxLength: 2_000 }),
+        (accesses) => {
+          const plain = new FrequencySketch(16)
+          const shortcut = new FrequencySketch(16)
+          const saturatedIn = new Map<number, number>()
+          for (const key of accesses) {
+            const hash = hashKey(`k${key}`)
+            plain.incrementSeen(hash)
+            if (saturatedIn.get(hash) === shortcut.epoch) shortcut.countSaturated()
+            else if (shortcut.incrementSeen(hash)) saturatedIn.set(hash, shortcut.epoch)
+          }
+          expect(shortcut.epoch).toBe(plain.epoch)
+          for (let key = 0; key <= 30; key++) {
+            const hash = hashKey(`k${key}`)
+            expect(shortcut.frequency(hash)).toBe(plain.frequency(hash))
+          }
+        },
+      ),
+    )
+    const sketch = new FrequencySketch(1_000)
+    const hash = hashKey('hot')
+    let saturated = false
+    for (let i = 0; i < 15 && !saturated; i++) saturated = sketch.incrementSeen(hash)
+    expect(saturated).toBe(true)
+    expect(sketch.frequency(hash)).toBe(15)
+  })
 })
 
 describe('MemoryTier', () => {
