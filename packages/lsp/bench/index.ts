@@ -12,11 +12,12 @@
  * Run: pnpm --filter @aide/lsp bench [-- --quick] [-- --json out.jsonl]
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
 import {
   createProtocolConnection,
   type ProtocolConnection,
@@ -39,17 +40,24 @@ interface Server {
   progress: Array<{ token: unknown; kind: string; title?: string; at: number }>
 }
 
-function startServer(script: string): Server {
+/**
+ * Servers run either from source (tsx, `@aide/source`) or, when the packages are
+ * built, as plain JavaScript against `dist` — as deployed. On Node 20 tsx's
+ * loader hooks run in a thread of their own, which adds tens of MB of RSS.
+ */
+function startServer(script: string, built = false): Server {
   const startedAt = performance.now()
   const child = spawn(
     process.execPath,
-    [
-      '--conditions=@aide/source',
-      '--import',
-      import.meta.resolve('tsx'),
-      join(here, script),
-      '--stdio',
-    ],
+    built
+      ? [script, '--stdio']
+      : [
+          '--conditions=@aide/source',
+          '--import',
+          import.meta.resolve('tsx'),
+          join(here, script),
+          '--stdio',
+        ],
     {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, ORT_DISABLE_TELEMETRY: '1', AIDE_LSP_CACHE_DIR: cacheDir },
@@ -102,8 +110,8 @@ interface Figures {
   rssFiles: number
 }
 
-async function measure(script: string, supportsInline: boolean): Promise<Figures> {
-  const server = startServer(script)
+async function measure(script: string, supportsInline: boolean, built = false): Promise<Figures> {
+  const server = startServer(script, built)
   const { connection } = server
   try {
     await connection.sendRequest('initialize', {
@@ -311,5 +319,42 @@ console.log(
 console.log(
   `local model warm-up (load + sessions, in the background after initialized): ${aide.modelWarmUpMs.toFixed(0)} ms`,
 )
+// The same servers as plain JavaScript against the built packages, when they are built.
+const builtDir = join(here, '.built')
+if (existsSync(join(here, '..', 'dist', 'ai-server.js'))) {
+  mkdirSync(builtDir, { recursive: true })
+  const toBuilt = (name: string) => {
+    const source = readFileSync(join(here, `${name}.ts`), 'utf8')
+      .replace("'../src/ai-server.ts'", "'@aide/lsp/ai'")
+      .replace("'../src/node.ts'", "'@aide/lsp/node'")
+    const output = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    }).outputText
+    const file = join(builtDir, `${name}.mjs`)
+    writeFileSync(file, output)
+    return file
+  }
+  const aideBuilt = await measure(toBuilt('aide-server'), true, true)
+  const bareBuilt = await measure(toBuilt('bare-server'), false, true)
+  for (const [name, key, note] of [
+    ['cold-start-to-first-completion (built)', 'coldStartMs', 'plain node against dist'],
+    ['rss-idle (built)', 'rssIdle', 'plain node against dist; target < 150 MB'],
+    ['rss-1000-files (built)', 'rssFiles', `${files} files of ~2 KB; plain node against dist`],
+  ] as const) {
+    report.add({
+      case: name,
+      subject: '@aide/lsp',
+      peer: 'bare vscode-languageserver',
+      metric: key === 'coldStartMs' ? 'ms' : 'MB',
+      subjectValue: aideBuilt[key],
+      peerValue: bareBuilt[key],
+      higherIsBetter: false,
+      note,
+    })
+  }
+} else {
+  console.log('\npackages not built: run `pnpm run build` for the figures against dist')
+}
 report.summary()
 rmSync(cacheDir, { recursive: true, force: true })
+rmSync(builtDir, { recursive: true, force: true })
