@@ -4,31 +4,13 @@ import {
   Budget,
   createOrchestrator,
   type ModelBackend,
-  type ModelConfig,
   type OrchestratorEvents,
   TokenBucket,
 } from '../src/index.js'
-import { type MockBackend, mockBackend, unavailableError } from '../src/testing.js'
-
-/** Generous: the test machine is shared and loaded. */
-const POLL = { timeout: 15_000, interval: 10 }
+import { mockBackend, unavailableError } from '../src/testing.js'
+import { model, POLL } from './models.js'
 
 const input = { prompt: 'hello' }
-
-function model(
-  id: string,
-  extra: Partial<ModelConfig> = {},
-): ModelConfig & { backend: MockBackend } {
-  return {
-    id,
-    tasks: ['chat'],
-    backend: mockBackend({ reply: `from ${id}` }),
-    retry: { retries: 0 },
-    ...extra,
-  } as ModelConfig & {
-    backend: MockBackend
-  }
-}
 
 function recorder() {
   const events: Array<{ type: keyof OrchestratorEvents; payload: Record<string, unknown> }> = []

@@ -4,32 +4,14 @@ import {
   type Candidate,
   createOrchestrator,
   latencyStrategy,
-  type ModelConfig,
   type OrchestratorEvents,
   type RunResult,
   weightedStrategy,
 } from '../src/index.js'
-import { type MockBackend, mockBackend, unavailableError } from '../src/testing.js'
-
-/** Generous: the test machine is shared and loaded. */
-const POLL = { timeout: 15_000, interval: 10 }
+import { mockBackend, unavailableError } from '../src/testing.js'
+import { model, POLL } from './models.js'
 
 const input = { messages: [{ role: 'user' as const, content: 'hello there' }] }
-
-function model(
-  id: string,
-  extra: Partial<ModelConfig> = {},
-): ModelConfig & { backend: MockBackend } {
-  return {
-    id,
-    tasks: ['chat'],
-    backend: mockBackend({ reply: `from ${id}` }),
-    retry: { retries: 0 },
-    ...extra,
-  } as ModelConfig & {
-    backend: MockBackend
-  }
-}
 
 function sink() {
   const events: Array<{ type: keyof OrchestratorEvents; payload: unknown }> = []
