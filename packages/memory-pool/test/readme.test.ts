@@ -40,7 +40,13 @@ describe('README', () => {
     })
     expect(stderr).toBe('')
     expect(code).toBe(0)
-    // The example prints the hit rate after two first-time acquisitions: both misses.
-    expect(stdout.trim()).toBe('0')
+    // The hit rate after two first-time acquisitions (both misses), the file and the
+    // bytes it holds, then the invalidation it reported.
+    expect(stdout.trim().split('\n')).toEqual([
+      '0',
+      '{ "name": "demo" }',
+      ' 38',
+      'package.json invalidate',
+    ])
   }, 60_000)
 })
