@@ -298,6 +298,8 @@ interface Route {
    * route; failures and pending promises are subtracted as they happen.
    */
   emits: number
+  /** The only subscriber of a simple route (emit's one-listener fast path), else undefined. */
+  single: Subscription | undefined
 }
 
 const RESOLVED = Promise.resolve()
@@ -570,7 +572,14 @@ class Bus<Events extends object> implements EventBus<Events> {
     }
     if (this.#disposing) throw this.#disposedError(method)
     const subs = this.#subs.filter((sub) => sub.pattern.matches(type))
-    const route: Route = { subs, stats, simple: !subs.some((sub) => sub.once), emits: 0 }
+    const simple = !subs.some((sub) => sub.once)
+    const route: Route = {
+      subs,
+      stats,
+      simple,
+      emits: 0,
+      single: simple && subs.length === 1 ? subs[0] : undefined,
+    }
     if (this.#routeCount >= ROUTE_CACHE_LIMIT) this.#clearRoutes()
     this.#routes[type] = route
     this.#routeCount++
@@ -582,6 +591,19 @@ class Bus<Events extends object> implements EventBus<Events> {
   emit<K extends keyof Events & string>(type: K, payload: Events[K]): void {
     // A disposed bus has no cached routes, so the miss path reports E_DISPOSED.
     const route = this.#routes[type] ?? this.#route(type, 'emit')
+    const single = route.single
+    if (single !== undefined) {
+      // Counted as delivered up front (see Route.emits); a failure or a pending promise takes it back.
+      route.emits++
+      try {
+        const result = single.listener(payload, type)
+        if (result !== undefined && isThenable(result))
+          this.#watch(single, route.stats, type, payload, result)
+      } catch (error) {
+        this.#failEmit(single, route.stats, type, payload, error)
+      }
+      return
+    }
     const subs = route.subs
     if (!route.simple) {
       this.#emitSlow(subs, route.stats, type, payload)
@@ -591,17 +613,6 @@ class Bus<Events extends object> implements EventBus<Events> {
     // a failure or a pending promise takes its delivery back.
     route.emits++
     const count = subs.length
-    if (count === 1) {
-      const sub = subs[0]!
-      try {
-        const result = sub.listener(payload, type)
-        if (result !== undefined && isThenable(result))
-          this.#watch(sub, route.stats, type, payload, result)
-      } catch (error) {
-        this.#failEmit(sub, route.stats, type, payload, error)
-      }
-      return
-    }
     // Listeners are called from a snapshot (like Node's EventEmitter): one
     // removed during this emit still receives it. One try around the loop is
     // cheaper than one per listener; a throw resumes at the next listener.
