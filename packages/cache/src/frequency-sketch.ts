@@ -70,20 +70,28 @@ export class FrequencySketch {
       this.#doorkeeper[d1 >>> 5]! |= 1 << (d1 & 31)
       this.#doorkeeper[d2 >>> 5]! |= 1 << (d2 & 31)
     } else {
-      // The key's four counters share one 16-byte block (one cache line).
-      const table = this.#table
-      const base = (Math.imul(hash, 0x2c1b3c6d) >>> 0) & this.#blockMask
-      const spread = Math.imul(hash ^ (hash >>> 16), 0x297a2d39)
-      const i0 = base + (spread & 3)
-      const i1 = base + 4 + ((spread >>> 8) & 3)
-      const i2 = base + 8 + ((spread >>> 16) & 3)
-      const i3 = base + 12 + ((spread >>> 24) & 3)
-      if (table[i0]! < MAX_COUNT) table[i0]!++
-      if (table[i1]! < MAX_COUNT) table[i1]!++
-      if (table[i2]! < MAX_COUNT) table[i2]!++
-      if (table[i3]! < MAX_COUNT) table[i3]!++
+      this.#bump(hash)
     }
     if (this.#additions >= this.#sampleSize) this.#age()
+  }
+
+  /**
+   * Adds one to the key's four counters (saturating at 15) and returns whether
+   * all four are now full. The counters share one 16-byte block (one cache line).
+   */
+  #bump(hash: number): boolean {
+    const table = this.#table
+    const base = (Math.imul(hash, 0x2c1b3c6d) >>> 0) & this.#blockMask
+    const spread = Math.imul(hash ^ (hash >>> 16), 0x297a2d39)
+    const i0 = base + (spread & 3)
+    const i1 = base + 4 + ((spread >>> 8) & 3)
+    const i2 = base + 8 + ((spread >>> 16) & 3)
+    const i3 = base + 12 + ((spread >>> 24) & 3)
+    if (table[i0]! < MAX_COUNT) table[i0]!++
+    if (table[i1]! < MAX_COUNT) table[i1]!++
+    if (table[i2]! < MAX_COUNT) table[i2]!++
+    if (table[i3]! < MAX_COUNT) table[i3]!++
+    return (table[i0]! & table[i1]! & table[i2]! & table[i3]!) === MAX_COUNT
   }
 
   /**
@@ -103,22 +111,12 @@ export class FrequencySketch {
    */
   incrementSeen(hash: number): boolean {
     this.#additions++
-    const table = this.#table
-    const base = (Math.imul(hash, 0x2c1b3c6d) >>> 0) & this.#blockMask
-    const spread = Math.imul(hash ^ (hash >>> 16), 0x297a2d39)
-    const i0 = base + (spread & 3)
-    const i1 = base + 4 + ((spread >>> 8) & 3)
-    const i2 = base + 8 + ((spread >>> 16) & 3)
-    const i3 = base + 12 + ((spread >>> 24) & 3)
-    if (table[i0]! < MAX_COUNT) table[i0]!++
-    if (table[i1]! < MAX_COUNT) table[i1]!++
-    if (table[i2]! < MAX_COUNT) table[i2]!++
-    if (table[i3]! < MAX_COUNT) table[i3]!++
+    const saturated = this.#bump(hash)
     if (this.#additions >= this.#sampleSize) {
       this.#age()
       return false
     }
-    return (table[i0]! & table[i1]! & table[i2]! & table[i3]!) === MAX_COUNT
+    return saturated
   }
 
   /**
