@@ -216,6 +216,13 @@ interface Flight {
   settled: boolean
 }
 
+/** Where failover stands: the model tried last, why it failed, the smallest window still worth trying. */
+interface Failover {
+  lastError: AideError | undefined
+  minWindow: number
+  previous: string
+}
+
 interface Tenant {
   bucket: TokenBucket | undefined
   budget: Budget | undefined
@@ -672,30 +679,9 @@ export class Orchestrator {
     const context: CallContext = { signal, deadlineAt, attempts }
     try {
       const plan = this.#plan(request, attempts)
-      let lastError: AideError | undefined
-      let minWindow = 0
-      let previous = plan[0]!.id
-      for (let i = 0; i < plan.length; i++) {
-        const runtime = plan[i]!
-        if (i > 0 && lastError) {
-          if ((runtime.config.contextWindow ?? Number.POSITIVE_INFINITY) <= minWindow) continue
-          this.#fallbackCount++
-          this.#events.emit('model-fallback', {
-            task: request.task,
-            from: previous,
-            to: runtime.id,
-            code: lastError.code,
-          })
-        }
-        previous = runtime.id
-        if (!runtime.takeToken(attempts)) {
-          lastError = new AideError(
-            'E_LIMIT',
-            `orchestrator: model "${runtime.id}" rate limit reached`,
-            { details: { model: runtime.id } },
-          )
-          continue
-        }
+      const failover: Failover = { lastError: undefined, minWindow: 0, previous: plan[0]!.id }
+      for (const runtime of plan) {
+        if (!this.#enterCandidate(failover, runtime, request, attempts)) continue
         try {
           const backendRequest: BackendRequest = {
             task: request.task,
@@ -716,19 +702,63 @@ export class Orchestrator {
           this.#requestsCounter?.inc(1, { model: runtime.id, outcome: 'failure' })
           if (signal.aborted) throw failure
           if (!this.#failsOver(failure)) throw this.#final(failure, attempts)
-          // Only models with a larger declared window can take it; without a declared
-          // window we cannot tell, so every other model stays eligible.
-          if (failure.code === 'E_INVALID_INPUT' && runtime.config.contextWindow !== undefined) {
-            minWindow = Math.max(minWindow, runtime.config.contextWindow)
-          }
-          lastError = failure
+          this.#recordFailure(failover, runtime, failure)
         }
       }
-      throw this.#exhausted(request, lastError, attempts)
+      throw this.#exhausted(request, failover.lastError, attempts)
     } catch (error) {
       this.#failures++
       throw this.#final(error, attempts)
     }
+  }
+
+  /**
+   * Steps failover onto `runtime` (shared by `run` and `stream`). Returns false
+   * when the candidate is skipped: its declared context window is too small for
+   * a request that already overflowed one, or its rate limit is reached (which
+   * becomes the last error). A fallback is counted and emitted, and passed to
+   * `onFallback` (streams restart there).
+   */
+  #enterCandidate(
+    failover: Failover,
+    runtime: ModelRuntime,
+    request: OrchestratorRequest,
+    attempts: Attempt[],
+    onFallback?: (from: string, to: string, code: string) => void,
+  ): boolean {
+    const lastError = failover.lastError
+    if (lastError) {
+      if ((runtime.config.contextWindow ?? Number.POSITIVE_INFINITY) <= failover.minWindow)
+        return false
+      this.#fallbackCount++
+      this.#events.emit('model-fallback', {
+        task: request.task,
+        from: failover.previous,
+        to: runtime.id,
+        code: lastError.code,
+      })
+      onFallback?.(failover.previous, runtime.id, lastError.code)
+    }
+    failover.previous = runtime.id
+    if (!runtime.takeToken(attempts)) {
+      failover.lastError = new AideError(
+        'E_LIMIT',
+        `orchestrator: model "${runtime.id}" rate limit reached`,
+        { details: { model: runtime.id } },
+      )
+      return false
+    }
+    return true
+  }
+
+  /** Records a failure that fails over, narrowing the eligible context windows. */
+  #recordFailure(failover: Failover, runtime: ModelRuntime, failure: AideError): void {
+    // Only models with a larger declared window can take it; without a declared
+    // window we cannot tell, so every other model stays eligible.
+    if (failure.code === 'E_INVALID_INPUT' && runtime.config.contextWindow !== undefined) {
+      failover.minWindow = Math.max(failover.minWindow, runtime.config.contextWindow)
+    }
+    failover.lastError = failure
   }
 
   /** Whether a model's failure should move on to the next candidate. */
@@ -876,47 +906,22 @@ export class Orchestrator {
     let delivered = ''
     try {
       const plan = this.#plan(request, attempts)
-      let lastError: AideError | undefined
-      let minWindow = 0
-      let previous = plan[0]!.id
-      for (let i = 0; i < plan.length; i++) {
-        const runtime = plan[i]!
-        if (i > 0 && lastError) {
-          if ((runtime.config.contextWindow ?? Number.POSITIVE_INFINITY) <= minWindow) continue
-          this.#fallbackCount++
-          this.#events.emit('model-fallback', {
-            task: request.task,
-            from: previous,
-            to: runtime.id,
-            code: lastError.code,
-          })
-          if (delivered) {
-            queue.push({
-              type: 'restart',
-              from: previous,
-              to: runtime.id,
-              discardedText: delivered,
-              code: lastError.code,
-            })
-            this.#events.emit('stream-restart', {
-              task: request.task,
-              from: previous,
-              to: runtime.id,
-              discardedChars: delivered.length,
-              code: lastError.code,
-            })
-            delivered = ''
-          }
-        }
-        previous = runtime.id
-        if (!runtime.takeToken(attempts)) {
-          lastError = new AideError(
-            'E_LIMIT',
-            `orchestrator: model "${runtime.id}" rate limit reached`,
-            { details: { model: runtime.id } },
-          )
-          continue
-        }
+      const failover: Failover = { lastError: undefined, minWindow: 0, previous: plan[0]!.id }
+      // Falling back after text was delivered restarts the answer on the next model.
+      const restart = (from: string, to: string, code: string) => {
+        if (!delivered) return
+        queue.push({ type: 'restart', from, to, discardedText: delivered, code })
+        this.#events.emit('stream-restart', {
+          task: request.task,
+          from,
+          to,
+          discardedChars: delivered.length,
+          code,
+        })
+        delivered = ''
+      }
+      for (const runtime of plan) {
+        if (!this.#enterCandidate(failover, runtime, request, attempts, restart)) continue
         try {
           const result = await runtime.stream(
             { task: request.task, input: request.input, model: runtime.id },
@@ -951,14 +956,10 @@ export class Orchestrator {
             )
           }
           if (!this.#failsOver(failure)) throw failure
-          // Only models with a larger declared window can take it; without a declared
-          // window we cannot tell, so every other model stays eligible.
-          if (failure.code === 'E_INVALID_INPUT' && runtime.config.contextWindow !== undefined) {
-            minWindow = Math.max(minWindow, runtime.config.contextWindow)
-          }
-          lastError = failure
+          this.#recordFailure(failover, runtime, failure)
         }
       }
+      const lastError = failover.lastError
       if (delivered && lastError) {
         throw new AideError(
           'E_MODEL',
