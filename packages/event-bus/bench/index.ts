@@ -67,12 +67,7 @@ async function compareLoop(
   })
 }
 
-/** Runs a sync function many times so the JIT has settled before mitata measures. */
-function warm(fn: () => unknown, times = 200_000): void {
-  for (let i = 0; i < times; i++) fn()
-}
-
-/** A fresh listener per registration, so no two emitters share one call site's type feedback. */
+/** A fresh listener per registration, with the same body for every library. */
 function makeListener(): (value: unknown) => void {
   let count = 0
   return (value: unknown) => {
@@ -82,8 +77,137 @@ function makeListener(): (value: unknown) => void {
   }
 }
 
+/**
+ * One side of a synchronous comparison: `target` is called as `call` (a JS
+ * expression over `t`, the target, and `p`, the payload) inside a timing loop.
+ */
+interface SyncSide {
+  name: string
+  target: unknown
+  payload: unknown
+  call: string
+}
+
+type Runner = (t: unknown, p: unknown, n: number) => number
+
+let runnerSerial = 0
+
+/**
+ * Compiles a timing loop for one side. Every side of every case gets its own
+ * function (a unique source, so V8 shares neither bytecode nor type feedback
+ * between them): one library's call site can never turn another's
+ * megamorphic, and the order of cases does not leak into the figures.
+ * `new Function` is used here, in the benchmark, only; the bus never does.
+ */
+function compileRunner(side: SyncSide): Runner {
+  const id = ++runnerSerial
+  return new Function(
+    't',
+    'p',
+    'n',
+    `// runner ${id}: ${side.name.replace(/[^\w@/ .:-]/g, '')}\nlet i = 0\nfor (; i < n; i++) ${side.call}\nreturn i`,
+  ) as Runner
+}
+
+interface SyncCase {
+  name: string
+  note: string
+  sides: SyncSide[]
+  runners: Runner[]
+  /** Iterations per round of each side, calibrated so a round takes about `roundMs`. */
+  iterations: number[]
+}
+
+const syncCases: SyncCase[] = []
+
+/** Registers a synchronous case; measured later by {@link measureSyncCases}. */
+function syncCase(name: string, note: string, sides: SyncSide[]): void {
+  if (!report.wants(name)) return
+  syncCases.push({ name, note, sides, runners: sides.map(compileRunner), iterations: [] })
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/**
+ * Measures every registered case: first every runner of every case is warmed
+ * (so each library's own code reaches the same JIT state whatever the case
+ * order), then each case runs alternating rounds (the starting side rotates,
+ * and the direction flips every round) and records the median ops/s of each
+ * side over the rounds. The bus keeps its stats and error capture on.
+ */
+function measureSyncCases(): void {
+  // Short rounds, many of them: each side's median then sees the same mix of
+  // quiet and disturbed moments of a shared machine.
+  const roundMs = options.quick ? 4 : 8
+  const rounds = options.quick ? 21 : 51
+  for (const c of syncCases) {
+    for (let s = 0; s < c.sides.length; s++) {
+      const side = c.sides[s]!
+      const run = c.runners[s]!
+      // Warm-up, then calibrate: grow n until one call of the loop takes a measurable time.
+      run(side.target, side.payload, 50_000)
+      let n = 1_000
+      for (;;) {
+        const start = performance.now()
+        run(side.target, side.payload, n)
+        const elapsed = performance.now() - start
+        if (elapsed >= roundMs / 4) {
+          c.iterations[s] = Math.max(1, Math.round((n * roundMs) / elapsed))
+          break
+        }
+        n *= 2
+      }
+    }
+  }
+  for (const c of syncCases) {
+    const count = c.sides.length
+    const samples: number[][] = c.sides.map(() => [])
+    const roundRatios: number[][] = c.sides.map(() => [])
+    for (let round = 0; round < rounds; round++) {
+      const perRound: number[] = new Array(count)
+      for (let k = 0; k < count; k++) {
+        const offset = (round + k) % count
+        const s = round % 2 === 0 ? offset : count - 1 - offset
+        const side = c.sides[s]!
+        const n = c.iterations[s]!
+        const start = performance.now()
+        c.runners[s]!(side.target, side.payload, n)
+        const opsPerSec = (n / (performance.now() - start)) * 1000
+        samples[s]!.push(opsPerSec)
+        perRound[s] = opsPerSec
+      }
+      for (let s = 1; s < count; s++) roundRatios[s]!.push(perRound[0]! / perRound[s]!)
+    }
+    const subject = median(samples[0]!)
+    for (let s = 1; s < count; s++) {
+      const ratios = [...roundRatios[s]!].sort((a, b) => a - b)
+      const q = (f: number) => ratios[Math.min(ratios.length - 1, Math.floor(f * ratios.length))]!
+      // The ratio column is median/median; the note adds the median of the
+      // per-round (paired) ratios, which is less sensitive to load from other
+      // processes, and its interquartile range.
+      report.add({
+        case: c.name,
+        subject: c.sides[0]!.name,
+        peer: c.sides[s]!.name,
+        metric: 'ops/s',
+        subjectValue: subject,
+        peerValue: median(samples[s]!),
+        higherIsBetter: true,
+        note: `${c.note}; medians of ${rounds} alternating rounds; paired per-round ratio median ${q(0.5).toFixed(2)}, p25-p75 ${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)}`,
+      })
+    }
+  }
+}
+
 // ------------------------------------------------------------------ sync emit
 
+// Every library is called the same way, `t.emit('document.opened', p)`, and
+// every listener has the same body. The bus runs as configured by default:
+// per-type and per-subscriber stats and listener error capture stay on.
 for (const listeners of [1, 3, 10]) {
   const bus = createEventBus<Events>()
   const ee3 = new EventEmitter3()
@@ -97,38 +221,52 @@ for (const listeners of [1, 3, 10]) {
     tseep.on('document.opened', makeListener())
     node.on('document.opened', makeListener())
   }
-  const subject = { name: '@aide/event-bus emit', fn: () => bus.emit('document.opened', payload) }
-  warm(subject.fn)
-  warm(() => ee3.emit('document.opened', payload))
-  warm(() => emitter.emit('document.opened', payload))
-  warm(() => tseep.emit('document.opened', payload))
-  warm(() => node.emit('document.opened', payload))
-  const note = `${listeners} listener${listeners === 1 ? '' : 's'}`
-  await report.compareOps(
+  const call = `t.emit('document.opened', p)`
+  syncCase(
     `emit-${listeners}`,
-    subject,
-    { name: 'eventemitter3', fn: () => ee3.emit('document.opened', payload) },
-    note,
-  )
-  await report.compareOps(
-    `emit-${listeners}`,
-    subject,
-    { name: 'mitt', fn: () => emitter.emit('document.opened', payload) },
-    note,
-  )
-  await report.compareOps(
-    `emit-${listeners}`,
-    subject,
-    { name: 'tseep', fn: () => tseep.emit('document.opened', payload) },
-    `${note}; tseep compiles emitters with new Function`,
-  )
-  await report.compareOps(
-    `emit-${listeners}`,
-    subject,
-    { name: 'node:events', fn: () => node.emit('document.opened', payload) },
-    note,
+    `${listeners} listener${listeners === 1 ? '' : 's'}; tseep compiles its emitters with new Function`,
+    [
+      { name: '@aide/event-bus emit', target: bus, payload, call },
+      { name: 'eventemitter3', target: ee3, payload, call },
+      { name: 'mitt', target: emitter, payload, call },
+      { name: 'tseep', target: tseep, payload, call },
+      { name: 'node:events', target: node, payload, call },
+    ],
   )
 }
+
+{
+  const wildcardBus = createEventBus<Events>()
+  const exactBus = createEventBus<Events>()
+  for (let i = 0; i < 999; i++)
+    wildcardBus.on(`service${i}.*.done` as `${string}*${string}`, makeListener())
+  wildcardBus.on('document.*', makeListener())
+  exactBus.on('document.opened', makeListener())
+  const call = `t.emit('document.opened', p)`
+  syncCase('emit-1000-wildcards-vs-exact', 'cached route', [
+    { name: '@aide/event-bus 1,000 wildcard patterns', target: wildcardBus, payload, call },
+    { name: '@aide/event-bus exact match', target: exactBus, payload, call },
+  ])
+  // Cold route: a subscription change empties the route cache before every emit.
+  const churn = makeListener()
+  const cold = `{ t.on('cold.*', p.churn).dispose(); t.emit('document.opened', p.payload) }`
+  syncCase('emit-1000-wildcards-cold-route', 'worst case: every emit re-matches all patterns', [
+    {
+      name: '@aide/event-bus 1,000 wildcard patterns, uncached',
+      target: wildcardBus,
+      payload: { churn, payload },
+      call: cold,
+    },
+    {
+      name: '@aide/event-bus exact match, uncached',
+      target: exactBus,
+      payload: { churn, payload },
+      call: cold,
+    },
+  ])
+}
+
+measureSyncCases()
 
 // -------------------------------------------------------------- async publish
 
@@ -242,34 +380,6 @@ for (const listeners of [1, 3, 10]) {
     { name: '@aide/event-bus exact match', fn: () => exactBus.publish('document.opened', payload) },
     50_000,
     'target: ratio >= 0.5 (wildcard publish <= 2x exact); routes are cached per type',
-  )
-  await report.compareOps(
-    'emit-1000-wildcards-vs-exact',
-    {
-      name: '@aide/event-bus 1,000 wildcard patterns',
-      fn: () => wildcardBus.emit('document.opened', payload),
-    },
-    { name: '@aide/event-bus exact match', fn: () => exactBus.emit('document.opened', payload) },
-  )
-  // Cold route: the cache is emptied by a subscription change before every emit.
-  const churn = makeListener()
-  await report.compareOps(
-    'emit-1000-wildcards-cold-route',
-    {
-      name: '@aide/event-bus 1,000 wildcard patterns, uncached',
-      fn: () => {
-        wildcardBus.on('cold.*', churn).dispose()
-        wildcardBus.emit('document.opened', payload)
-      },
-    },
-    {
-      name: '@aide/event-bus exact match, uncached',
-      fn: () => {
-        exactBus.on('cold.*', churn).dispose()
-        exactBus.emit('document.opened', payload)
-      },
-    },
-    'worst case: every emit re-matches all patterns',
   )
 }
 

@@ -287,20 +287,50 @@ class Tracker {
 
 interface TypeCounters extends EventTypeStats {}
 
-interface Route {
-  subs: Subscription[]
-  stats: TypeCounters
-  /** No `once` subscription: emit can take the fast loop. */
-  simple: boolean
+/**
+ * The matching subscribers of one event type, computed once and replaced (never
+ * mutated) when a subscription changes: an emit that is running keeps iterating
+ * the arrays it started with, so subscribing or unsubscribing from a listener
+ * is safe. A class, so every route has the same shape.
+ */
+class Route {
   /**
    * Fast-path emits through this route not yet folded into the counters. Each
    * one counts as published once and as delivered to every subscriber of the
    * route; failures and pending promises are subtracted as they happen.
    */
-  emits: number
-  /** The only subscriber of a simple route (emit's one-listener fast path), else undefined. */
-  single: Subscription | undefined
+  emits = 0
+  /** The subscribers' listeners, in subscription order (`listeners[i]` is `subs[i].listener`). */
+  readonly listeners: Array<EventListener<any, any>>
+  /** No `once` subscription: emit can take the fast loop. */
+  readonly simple: boolean
+
+  constructor(
+    readonly subs: Subscription[],
+    readonly stats: TypeCounters,
+  ) {
+    const listeners: Array<EventListener<any, any>> = new Array(subs.length)
+    let simple = true
+    for (let i = 0; i < subs.length; i++) {
+      const sub = subs[i]!
+      listeners[i] = sub.listener
+      if (sub.once) simple = false
+    }
+    this.listeners = listeners
+    this.simple = simple
+  }
 }
+
+/**
+ * The route cache: an object whose prototype is null, created by a
+ * constructor rather than `Object.create(null)`, so V8 keeps it in fast mode
+ * and an emit of a constant type is a cached property load (as in
+ * eventemitter3). Removed routes are set to undefined, never deleted, for
+ * the same reason.
+ */
+type RouteTable = Record<string, Route | undefined>
+const RouteTable = function RouteTable() {} as unknown as new () => RouteTable
+RouteTable.prototype = Object.create(null)
 
 const RESOLVED = Promise.resolve()
 const DEFAULT_QUEUE_SIZE = 1024
@@ -394,7 +424,7 @@ class Bus<Events extends object> implements EventBus<Events> {
   readonly #dropCounter
   /** Subscriptions in subscription order. */
   #subs: Subscription[] = []
-  #routes: Record<string, Route | undefined> = Object.create(null)
+  #routes: RouteTable = new RouteTable()
   #routeCount = 0
   readonly #typeStats = new Map<string, TypeCounters>()
   #nextId = 1
@@ -538,7 +568,7 @@ class Bus<Events extends object> implements EventBus<Events> {
       const route = this.#routes[type]
       if (route) this.#fold(route)
     }
-    this.#routes = Object.create(null)
+    this.#routes = new RouteTable()
     this.#routeCount = 0
   }
 
@@ -571,15 +601,10 @@ class Bus<Events extends object> implements EventBus<Events> {
       this.#typeStats.set(type, stats)
     }
     if (this.#disposing) throw this.#disposedError(method)
-    const subs = this.#subs.filter((sub) => sub.pattern.matches(type))
-    const simple = !subs.some((sub) => sub.once)
-    const route: Route = {
-      subs,
+    const route = new Route(
+      this.#subs.filter((sub) => sub.pattern.matches(type)),
       stats,
-      simple,
-      emits: 0,
-      single: simple && subs.length === 1 ? subs[0] : undefined,
-    }
+    )
     if (this.#routeCount >= ROUTE_CACHE_LIMIT) this.#clearRoutes()
     this.#routes[type] = route
     this.#routeCount++
@@ -591,42 +616,41 @@ class Bus<Events extends object> implements EventBus<Events> {
   emit<K extends keyof Events & string>(type: K, payload: Events[K]): void {
     // A disposed bus has no cached routes, so the miss path reports E_DISPOSED.
     const route = this.#routes[type] ?? this.#route(type, 'emit')
-    const single = route.single
-    if (single !== undefined) {
-      // Counted as delivered up front (see Route.emits); a failure or a pending promise takes it back.
-      route.emits++
+    if (!route.simple) {
+      this.#emitSlow(route.subs, route.stats, type, payload)
+      return
+    }
+    // Counted as published once and delivered to every subscriber up front
+    // (see Route.emits): no counter per listener. A failure or a pending
+    // promise takes its delivery back.
+    route.emits++
+    const listeners = route.listeners
+    const count = listeners.length
+    if (count === 1) {
       try {
-        const result = single.listener(payload, type)
+        const result = listeners[0]!(payload, type)
         if (result !== undefined && isThenable(result))
-          this.#watch(single, route.stats, type, payload, result)
+          this.#watch(route.subs[0]!, route.stats, type, payload, result)
       } catch (error) {
-        this.#failEmit(single, route.stats, type, payload, error)
+        this.#failEmit(route.subs[0]!, route.stats, type, payload, error)
       }
       return
     }
-    const subs = route.subs
-    if (!route.simple) {
-      this.#emitSlow(subs, route.stats, type, payload)
-      return
-    }
-    // Counted as delivered to every subscriber up front (see Route.emits);
-    // a failure or a pending promise takes its delivery back.
-    route.emits++
-    const count = subs.length
-    // Listeners are called from a snapshot (like Node's EventEmitter): one
-    // removed during this emit still receives it. One try around the loop is
-    // cheaper than one per listener; a throw resumes at the next listener.
+    // Listeners are called from the route's arrays, a snapshot (like Node's
+    // EventEmitter): one removed during this emit still receives it. One try
+    // around the loop is cheaper than one per listener; after a throw the loop
+    // resumes at the next listener.
     let i = 0
     while (i < count) {
       try {
         for (; i < count; i++) {
-          const result = subs[i]!.listener(payload, type)
+          const result = listeners[i]!(payload, type)
           if (result !== undefined && isThenable(result)) {
-            this.#watch(subs[i]!, route.stats, type, payload, result)
+            this.#watch(route.subs[i]!, route.stats, type, payload, result)
           }
         }
       } catch (error) {
-        this.#failEmit(subs[i]!, route.stats, type, payload, error)
+        this.#failEmit(route.subs[i]!, route.stats, type, payload, error)
         i++
       }
     }

@@ -194,6 +194,90 @@ describe('emit (synchronous fast path)', () => {
     expect(bus.stats().deadLetters).toEqual({ size: 2, capacity: 2, evicted: 3 })
   })
 
+  it('a listener that throws mid-loop: the listeners after it run, and stats count exactly', () => {
+    const bus = createEventBus<Record<string, number>>()
+    bus.onError(() => undefined)
+    const order: string[] = []
+    for (const name of ['a', 'b', 'c', 'd', 'e']) {
+      bus.on(
+        'tick',
+        (n) => {
+          order.push(`${name}${n}`)
+          if ((name === 'b' || name === 'd') && n === 1) throw new Error(`${name} failed`)
+        },
+        { name },
+      )
+    }
+    bus.emit('tick', 1)
+    bus.emit('tick', 2)
+    expect(order).toEqual(['a1', 'b1', 'c1', 'd1', 'e1', 'a2', 'b2', 'c2', 'd2', 'e2'])
+    const stats = bus.stats()
+    expect(stats.types.tick).toEqual({ published: 2, delivered: 8, failed: 2, dropped: 0 })
+    expect(stats.subscriberStats.map((s) => [s.name, s.delivered, s.failed])).toEqual([
+      ['a', 2, 0],
+      ['b', 1, 1],
+      ['c', 2, 0],
+      ['d', 1, 1],
+      ['e', 2, 0],
+    ])
+    expect(bus.deadLetters().map((letter) => letter.subscriber)).toEqual(['b', 'd'])
+  })
+
+  it('subscribing and unsubscribing during an emit: the running emit keeps its snapshot, the next one sees the change', () => {
+    const bus = createEventBus<Events>()
+    const seen: string[] = []
+    let late: { dispose(): void } | undefined
+    const removed = { dispose: () => undefined } as { dispose(): void }
+    bus.on('tick', (n) => {
+      seen.push(`first${n}`)
+      if (n === 1) {
+        // Adds a listener and removes the third one while this emit runs.
+        late = bus.on('tick', (m) => void seen.push(`late${m}`))
+        removed.dispose()
+      }
+    })
+    bus.on('tick', (n) => {
+      seen.push(`second${n}`)
+      if (n === 2) late?.dispose()
+    })
+    removed.dispose = bus.on('tick', (n) => void seen.push(`third${n}`)).dispose
+    bus.emit('tick', 1)
+    expect(seen).toEqual(['first1', 'second1', 'third1'])
+    bus.emit('tick', 2)
+    expect(seen.slice(3)).toEqual(['first2', 'second2', 'late2'])
+    bus.emit('tick', 3)
+    expect(seen.slice(6)).toEqual(['first3', 'second3'])
+    expect(bus.listenerCount('tick')).toBe(2)
+    expect(bus.stats().types.tick).toEqual({ published: 3, delivered: 8, failed: 0, dropped: 0 })
+    expect(bus.stats().subscriberStats.map((s) => s.delivered)).toEqual([3, 3])
+  })
+
+  it('an emit from inside a listener re-enters safely, with every delivery counted', () => {
+    const bus = createEventBus<Events>()
+    const seen: number[] = []
+    bus.on('tick', (n) => {
+      seen.push(n)
+      if (n < 3) bus.emit('tick', n + 1)
+    })
+    bus.on('tick', (n) => void seen.push(n * 10))
+    bus.emit('tick', 1)
+    expect(seen).toEqual([1, 2, 3, 30, 20, 10])
+    expect(bus.stats().types.tick).toEqual({ published: 3, delivered: 6, failed: 0, dropped: 0 })
+  })
+
+  it('routes event types that are names of Object.prototype members like any other', () => {
+    const bus = createEventBus<Record<string, number>>()
+    const seen: string[] = []
+    for (const type of ['constructor', '__proto__', 'toString', 'hasOwnProperty'])
+      bus.on(type, (n, t) => void seen.push(`${t}:${n}`))
+    bus.emit('constructor', 1)
+    bus.emit('__proto__', 2)
+    bus.emit('toString', 3)
+    bus.emit('valueOf', 4)
+    expect(seen).toEqual(['constructor:1', '__proto__:2', 'toString:3'])
+    expect(bus.listenerCount('hasOwnProperty')).toBe(1)
+  })
+
   it('counts per-type and per-subscriber deliveries across route changes', () => {
     const bus = createEventBus<Events>()
     bus.on('tick', () => undefined, { name: 'first' })
