@@ -5,7 +5,6 @@
  */
 import {
   AideError,
-  assertFunction,
   assertNumber,
   assertObject,
   assertOneOf,
@@ -19,6 +18,7 @@ import {
   systemClock,
   type TimerHandle,
 } from '@aide/core'
+import { assertMeterOptions, type MetricSpec, startMetrics } from './metrics.js'
 import { CLASS_COUNT, classIndex, classSize, MAX_CLASS_SIZE } from './size-classes.js'
 
 /** Element types a {@link PoolHandle} can be viewed as. */
@@ -101,7 +101,7 @@ export interface PoolHandle {
   readonly pooled: boolean
   /** True once released (or once the pool reclaimed a leaked handle). */
   readonly released: boolean
-  /** The underlying ArrayBuffer (its length is `capacity`; only `byteLength` bytes are zeroed on reuse). */
+  /** The underlying ArrayBuffer (its length is `capacity`; with `zeroOnReuse` all of it is zeroed when released). */
   readonly buffer: ArrayBuffer
   /** A `Uint8Array` over the first `byteLength` bytes. */
   bytes(): Uint8Array
@@ -177,7 +177,13 @@ export interface BufferPoolOptions {
   maxBytes?: number
   /** When a new buffer would pass `maxBytes`: throw `E_LIMIT` (`'reject'`, default) or allocate outside the pool and count it (`'unpooled'`). */
   onExhausted?: ExhaustedPolicy
-  /** Zero the visible bytes of a reused buffer. Default true; turn off when every byte is overwritten anyway. */
+  /**
+   * Zero a buffer before anyone else can borrow it. Default true; turn off when
+   * every byte is overwritten anyway. The pool zeroes the whole buffer when it is
+   * released (not when it is next acquired), so `acquire` costs the same at
+   * every size and stale data does not linger in the free lists; buffers the
+   * pool drops on release (class full, pool disposed) are not zeroed.
+   */
   zeroOnReuse?: boolean
   /** Requests below this many bytes bypass the pool (a fresh buffer is cheaper). Default 4096. */
   minPooledSize?: number
@@ -417,8 +423,7 @@ export class BufferPool {
   readonly #classes: Array<SizeClass | undefined> = new Array(CLASS_COUNT)
   readonly #registry: FinalizationRegistry<LeakRecord> | undefined
   #timer: TimerHandle | undefined
-  #metricsTimer: TimerHandle | undefined
-  readonly #publish: (() => void) | undefined
+  #metrics: { dispose(): void } | undefined
   #sliceTimer: TimerHandle | undefined
   #disposed = false
   #inUseBytes = 0
@@ -487,12 +492,7 @@ export class BufferPool {
     assertObject(events, 'options.events')
     if (typeof events.emit !== 'function')
       throw invalidInput('options.events.emit', 'must be a function')
-    if (meter !== undefined) {
-      assertObject(meter, 'options.meter')
-      assertFunction(meter.counter, 'options.meter.counter')
-      assertFunction(meter.gauge, 'options.meter.gauge')
-      assertNumber(metricsIntervalMs, 'options.metricsIntervalMs', { min: 1 })
-    }
+    if (meter !== undefined) assertMeterOptions(meter, metricsIntervalMs)
     let compactionSettings: Required<CompactionOptions> | undefined
     if (compaction !== false) {
       assertObject(compaction, 'options.compaction')
@@ -526,45 +526,57 @@ export class BufferPool {
       this.#registry = new FinalizationRegistry((record) => this.#onLeak(record))
     }
     if (meter !== undefined) {
-      this.#publish = this.#metricsPublisher(meter)
-      this.#metricsTimer = clock.setInterval(this.#publish, metricsIntervalMs)
+      this.#metrics = startMetrics(
+        meter,
+        { pool: name },
+        this.#metricSpecs(),
+        clock,
+        metricsIntervalMs,
+      )
     }
   }
 
-  #metricsPublisher(meter: Meter): () => void {
-    const labels = { pool: this.name }
-    const inUse = meter.gauge('aide_buffer_pool_in_use_bytes', {
-      help: 'Pooled bytes handed out',
-      unit: 'bytes',
-    })
-    const free = meter.gauge('aide_buffer_pool_free_bytes', {
-      help: 'Pooled bytes waiting for reuse',
-      unit: 'bytes',
-    })
-    const fragmentation = meter.gauge('aide_buffer_pool_fragmentation_ratio', {
-      help: 'Free bytes divided by retained bytes',
-    })
-    const hits = meter.counter('aide_buffer_pool_hits_total', {
-      help: 'Acquisitions served from a free list',
-    })
-    const misses = meter.counter('aide_buffer_pool_misses_total', {
-      help: 'Pooled acquisitions that allocated',
-    })
-    const leaks = meter.counter('aide_buffer_pool_leaks_total', {
-      help: 'Handles garbage-collected without release',
-    })
-    const published = { hits: 0, misses: 0, leaked: 0 }
-    return () => {
-      inUse.set(this.#inUseBytes, labels)
-      free.set(this.#freeBytes, labels)
-      fragmentation.set(this.#fragmentation(), labels)
-      hits.inc(this.#hits - published.hits, labels)
-      misses.inc(this.#misses - published.misses, labels)
-      leaks.inc(this.#leaked - published.leaked, labels)
-      published.hits = this.#hits
-      published.misses = this.#misses
-      published.leaked = this.#leaked
-    }
+  #metricSpecs(): MetricSpec[] {
+    return [
+      {
+        kind: 'gauge',
+        name: 'aide_buffer_pool_in_use_bytes',
+        help: 'Pooled bytes handed out',
+        unit: 'bytes',
+        read: () => this.#inUseBytes,
+      },
+      {
+        kind: 'gauge',
+        name: 'aide_buffer_pool_free_bytes',
+        help: 'Pooled bytes waiting for reuse',
+        unit: 'bytes',
+        read: () => this.#freeBytes,
+      },
+      {
+        kind: 'gauge',
+        name: 'aide_buffer_pool_fragmentation_ratio',
+        help: 'Free bytes divided by retained bytes',
+        read: () => this.#fragmentation(),
+      },
+      {
+        kind: 'counter',
+        name: 'aide_buffer_pool_hits_total',
+        help: 'Acquisitions served from a free list',
+        read: () => this.#hits,
+      },
+      {
+        kind: 'counter',
+        name: 'aide_buffer_pool_misses_total',
+        help: 'Pooled acquisitions that allocated',
+        read: () => this.#misses,
+      },
+      {
+        kind: 'counter',
+        name: 'aide_buffer_pool_leaks_total',
+        help: 'Handles garbage-collected without release',
+        read: () => this.#leaked,
+      },
+    ]
   }
 
   /**
@@ -676,12 +688,11 @@ export class BufferPool {
     this.#disposed = true
     if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer)
     if (this.#sliceTimer !== undefined) this.#clock.clearTimer(this.#sliceTimer)
-    if (this.#metricsTimer !== undefined) this.#clock.clearTimer(this.#metricsTimer)
     this.#timer = undefined
     this.#sliceTimer = undefined
-    this.#metricsTimer = undefined
     for (const cls of this.#classes) if (cls) this.#trim(cls, cls.free.length)
-    this.#publish?.()
+    this.#metrics?.dispose()
+    this.#metrics = undefined
   }
 
   [Symbol.dispose](): void {
@@ -711,7 +722,7 @@ export class BufferPool {
       this.#freeBytes -= capacity
       cls.hits++
       this.#hits++
-      if (this.#zeroOnReuse) bytes.fill(0, 0, visible)
+      // With zeroOnReuse the buffer was scrubbed when it was released (see #return).
     } else {
       if (
         this.#inUseBytes + this.#freeBytes + capacity > this.#maxBytes &&
@@ -810,6 +821,9 @@ export class BufferPool {
       })
       reusable = new Uint8Array(moved)
     }
+    // Scrub on release rather than on acquire: acquire stays O(1) whatever the
+    // size, and stale data (tokens, file contents) does not linger in free lists.
+    if (this.#zeroOnReuse) reusable.fill(0)
     cls.free.push(reusable)
     cls.freedAt.push(this.#clock.now())
     this.#freeBytes += capacity

@@ -14,19 +14,23 @@ import {
   assertObject,
   assertOneOf,
   assertString,
+  type Clock,
   type DeadlineOptions,
   type Disposable,
   type EventSink,
   invalidInput,
   type Logger,
+  type Meter,
   noopEventSink,
   noopLogger,
+  systemClock,
   throwIfAborted,
   toAideError,
   toDisposable,
   validateDeadlineOptions,
   withDeadline,
 } from '@aide/core'
+import { assertMeterOptions, type MetricSpec, startMetrics } from './metrics.js'
 
 /** Why a file's cached content was dropped. */
 export type ChangeReason = 'watch' | 'invalidate' | 'stale' | 'watch-error'
@@ -80,6 +84,18 @@ export interface WorkspaceMemoryOptions {
   logger?: Logger
   /** Where workspace events go. */
   events?: EventSink<WorkspaceMemoryEvents>
+  /**
+   * Where the workspace publishes its metrics (labelled `root`): gauges
+   * `aide_workspace_resident_bytes`, `aide_workspace_resident_files`, counters
+   * `aide_workspace_hits_total`, `aide_workspace_misses_total`,
+   * `aide_workspace_evictions_total`, `aide_workspace_failures_total`. Published
+   * every `metricsIntervalMs` and on dispose, never on the read path.
+   */
+  meter?: Meter
+  /** How often metrics are published, in ms. Default 10000. */
+  metricsIntervalMs?: number
+  /** Time source of the metrics timer. Default: the system clock. */
+  clock?: Clock
 }
 
 /** Options of {@link WorkspaceMemory.read}. */
@@ -183,6 +199,7 @@ export class WorkspaceMemory {
   readonly #listeners = new Set<(change: WorkspaceChange) => void>()
   readonly #keys = new Map<string, string>()
   #realRoot: Promise<string> | undefined
+  #metrics: { dispose(): void } | undefined
   #disposed = false
   #resident = 0
   #hits = 0
@@ -202,6 +219,9 @@ export class WorkspaceMemory {
       prefetchConcurrency = 4,
       logger = noopLogger,
       events = noopEventSink,
+      meter,
+      metricsIntervalMs = 10_000,
+      clock = systemClock,
     } = options
     assertString(root, 'options.root')
     assertNumber(maxBytes, 'options.maxBytes', { integer: true, min: 1 })
@@ -217,6 +237,11 @@ export class WorkspaceMemory {
     assertObject(logger, 'options.logger')
     assertObject(events, 'options.events')
     assertFunction(events.emit, 'options.events.emit')
+    if (meter !== undefined) {
+      assertMeterOptions(meter, metricsIntervalMs)
+      assertObject(clock, 'options.clock')
+      assertFunction(clock.setInterval, 'options.clock.setInterval')
+    }
     this.root = resolve(root)
     this.#maxBytes = maxBytes
     this.#maxFileBytes = maxFileBytes
@@ -224,6 +249,47 @@ export class WorkspaceMemory {
     this.#prefetchConcurrency = prefetchConcurrency
     this.#logger = logger
     this.#events = events
+    if (meter !== undefined) {
+      const counter = (name: string, help: string, read: () => number): MetricSpec => ({
+        kind: 'counter',
+        name,
+        help,
+        read,
+      })
+      this.#metrics = startMetrics(
+        meter,
+        { root: this.root },
+        [
+          {
+            kind: 'gauge',
+            name: 'aide_workspace_resident_bytes',
+            help: 'Bytes held for resident files',
+            unit: 'bytes',
+            read: () => this.#resident,
+          },
+          {
+            kind: 'gauge',
+            name: 'aide_workspace_resident_files',
+            help: 'Files resident in memory',
+            read: () => this.#entries.size,
+          },
+          counter('aide_workspace_hits_total', 'Reads served from memory', () => this.#hits),
+          counter('aide_workspace_misses_total', 'Reads that went to disk', () => this.#misses),
+          counter(
+            'aide_workspace_evictions_total',
+            'Files evicted to stay under the budget',
+            () => this.#evictions,
+          ),
+          counter(
+            'aide_workspace_failures_total',
+            'Reads and prefetches that failed',
+            () => this.#failures,
+          ),
+        ],
+        clock,
+        metricsIntervalMs,
+      )
+    }
   }
 
   /**
@@ -382,6 +448,8 @@ export class WorkspaceMemory {
     this.#entries.clear()
     this.#listeners.clear()
     this.#resident = 0
+    this.#metrics?.dispose()
+    this.#metrics = undefined
   }
 
   [Symbol.dispose](): void {

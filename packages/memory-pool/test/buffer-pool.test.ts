@@ -116,6 +116,32 @@ describe('BufferPool', () => {
     d.release()
   })
 
+  it('scrubs the whole buffer when it is released, so nothing stale waits in the free list', () => {
+    const pool = makePool()
+    // An exact request smaller than its class: the borrower also writes past its view.
+    const a = pool.acquireExact(7 * KiB + 100)
+    expect(a.capacity).toBeGreaterThan(7 * KiB + 100)
+    const buffer = new Uint8Array(a.buffer)
+    buffer.fill(9)
+    a.release()
+    // The memory is already zero while it sits in the free list.
+    expect(buffer.every((value) => value === 0)).toBe(true)
+    // The next borrower of the class sees zeros across the whole capacity.
+    const b = pool.acquire(7 * KiB + 100)
+    expect(b.byteLength).toBe(b.capacity)
+    expect(b.bytes().every((value) => value === 0)).toBe(true)
+    b.release()
+
+    // A buffer the pool drops on release (class full) is left alone: nobody can borrow it again.
+    const capped = makePool({ maxFreeBytesPerClass: 0 })
+    const c = capped.acquireExact(8 * KiB)
+    const kept = new Uint8Array(c.buffer)
+    kept.fill(5)
+    c.release()
+    expect(capped.stats().dropped).toBe(1)
+    expect(kept[0]).toBe(5)
+  })
+
   it('bypasses the pool for small and oversize requests', () => {
     const pool = makePool({ minPooledSize: 4 * KiB, maxPooledSize: 1 * MiB })
     const small = pool.acquire(100)

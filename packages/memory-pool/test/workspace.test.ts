@@ -416,3 +416,38 @@ describe('WorkspaceMemory', () => {
     expect(() => memory.invalidate('a.txt')).toThrowError(/dispose/)
   })
 })
+
+describe('WorkspaceMemory metrics', () => {
+  it('publishes its counters to a meter on its interval and on dispose, not on the read path', async () => {
+    const { InMemoryMeter, ManualClock } = await import('@aide/core')
+    const clock = new ManualClock()
+    const meter = new InMemoryMeter()
+    put('src/a.ts', 'export const a = 1\n')
+    const memory = open({ meter, clock, metricsIntervalMs: 500, watch: false })
+    const labels = { root: memory.root }
+    await memory.read('src/a.ts')
+    await memory.read('src/a.ts')
+    await rejection(memory.read('src/missing.ts'))
+    expect(meter.value('aide_workspace_hits_total', labels)).toBe(0)
+    clock.advance(500)
+    expect(meter.value('aide_workspace_hits_total', labels)).toBe(1)
+    expect(meter.value('aide_workspace_misses_total', labels)).toBe(2)
+    expect(meter.value('aide_workspace_failures_total', labels)).toBe(1)
+    expect(meter.value('aide_workspace_resident_files', labels)).toBe(1)
+    expect(meter.value('aide_workspace_resident_bytes', labels)).toBe(memory.stats().residentBytes)
+    await memory.read('src/a.ts')
+    memory.dispose()
+    expect(clock.pendingTimers).toBe(0)
+    expect(meter.value('aide_workspace_hits_total', labels)).toBe(2)
+    expect(meter.value('aide_workspace_resident_bytes', labels)).toBe(0)
+  })
+
+  it('rejects a meter without instruments, naming the option', () => {
+    expect(() => new WorkspaceMemory({ root, meter: {} as never })).toThrowError(
+      expect.objectContaining({
+        code: 'E_INVALID_INPUT',
+        details: expect.objectContaining({ field: 'options.meter.counter' }),
+      }),
+    )
+  })
+})
