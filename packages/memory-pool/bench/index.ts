@@ -27,8 +27,8 @@ function label(size: number): string {
 }
 
 // 1. acquire + release against allocating a fresh buffer each time.
-const zeroing = new BufferPool({ name: 'zeroing', compaction: false })
-const raw = new BufferPool({ name: 'raw', zeroOnReuse: false, compaction: false })
+const zeroing = new BufferPool({ name: 'zeroing' })
+const raw = new BufferPool({ name: 'raw', zeroOnReuse: false })
 for (const size of [4 * KiB, 64 * KiB, 1 * MiB, 8 * MiB]) {
   collect()
   await report.compareOps(
@@ -74,7 +74,7 @@ for (const size of [1 * MiB, 8 * MiB]) {
     'both write one byte per 4 KiB page of the buffer they get',
   )
 }
-const smallPooled = new BufferPool({ name: 'small', compaction: false, minPooledSize: 256 })
+const smallPooled = new BufferPool({ name: 'small', minPooledSize: 256 })
 collect()
 await report.compareOps(
   'small-pooled-1KiB',
@@ -128,7 +128,7 @@ if (report.wants('tensor-churn')) {
     )
   }
   for (const zeroOnReuse of [true, false]) {
-    const tensorPool = new BufferPool({ name: 'tensors', compaction: false, zeroOnReuse })
+    const tensorPool = new BufferPool({ name: 'tensors', zeroOnReuse })
     const pooled = () => {
       const input = tensorPool.acquireElements('float32', batch * 3 * 224 * 224)
       const ids = tensorPool.acquireElements('bigint64', batch * 512)
@@ -184,7 +184,7 @@ if (report.wants('acquire-latency')) {
     if (kept.length >= 3) kept.shift()
   }
   for (const zeroOnReuse of [true, false]) {
-    const latencyPool = new BufferPool({ name: 'latency', compaction: false, zeroOnReuse })
+    const latencyPool = new BufferPool({ name: 'latency', zeroOnReuse })
     const live: Array<{ release(): void }> = []
     for (const size of sizes)
       for (let index = 0; index < 4; index++) live.push(latencyPool.acquire(size))

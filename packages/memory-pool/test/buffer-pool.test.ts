@@ -242,6 +242,19 @@ describe('BufferPool', () => {
     expect(caught(() => pool.compact({ idleMs: -1 })).details.field).toBe('options.idleMs')
   })
 
+  it('background compaction never trims a buffer before it has been free for idleMs', () => {
+    const clock = new ManualClock()
+    const pool = makePool({ clock, compaction: { intervalMs: 100, threshold: 0.1, idleMs: 1000 } })
+    clock.advance(950)
+    pool.acquire(8 * KiB).release()
+    // Free for 950 ms at t = 1900: kept.
+    clock.advance(950)
+    expect(pool.stats().freeBytes).toBe(8 * KiB)
+    // By the check at t = 2000 it has been free for 1050 ms.
+    clock.advance(100)
+    expect(pool.stats().freeBytes).toBe(0)
+  })
+
   it('background compaction trims idle memory once fragmentation passes the threshold', () => {
     const clock = new ManualClock()
     const { events, sink } = recorder()
