@@ -4,7 +4,7 @@
  */
 import { isAbsolute, relative, resolve, sep } from 'node:path'
 import { assertObject, assertString, invalidInput } from '@aide/core'
-import type { RequestedCapabilities } from './manifest.js'
+import { parseHostPattern, type RequestedCapabilities } from './manifest.js'
 
 /** What the host is willing to grant. Anything absent is denied. */
 export interface CapabilityPolicy {
@@ -17,6 +17,12 @@ export interface CapabilityPolicy {
    * the workspace-relative paths that may be read (default: all of `root`).
    */
   workspace?: { root: string; read?: string[] }
+  /**
+   * Hosts plugins may reach over HTTP: host names, `*.domain` (any subdomain)
+   * or `*` (any host). A plugin gets the hosts it requested that one of these
+   * covers; requests to any other host are refused before a connection is made.
+   */
+  http?: string[]
 }
 
 /** The capabilities actually granted to one plugin. */
@@ -27,6 +33,8 @@ export interface GrantedCapabilities {
   config: Record<string, string>
   /** Absolute paths (files or folders) the plugin can read with `aide_read_file`. */
   workspaceRead: string[]
+  /** Host patterns the plugin may reach with `http_request` (empty: no HTTP). */
+  http: string[]
 }
 
 /** Validates a host capability policy. */
@@ -56,6 +64,11 @@ export function parseCapabilityPolicy(value: unknown, field: string): Capability
     }
     policy.workspace = { root: resolve(value.workspace.root), ...(read ? { read: [...read] } : {}) }
   }
+  if (value.http !== undefined) {
+    if (!Array.isArray(value.http))
+      throw invalidInput(`${field}.http`, 'must be an array of host patterns')
+    policy.http = value.http.map((host, i) => parseHostPattern(host, `${field}.http[${i}]`))
+  }
   return policy
 }
 
@@ -66,15 +79,26 @@ export function isWithin(folder: string, path: string): boolean {
 }
 
 /**
+ * Whether host pattern `allowed` covers every host that `requested` matches:
+ * `*` covers everything, `*.example.com` covers `api.example.com` and
+ * `*.eu.example.com`, a plain host covers only itself.
+ */
+export function hostPatternCovers(allowed: string, requested: string): boolean {
+  if (allowed === '*' || allowed === requested) return true
+  return allowed.startsWith('*.') && requested !== '*' && requested.endsWith(allowed.slice(1))
+}
+
+/**
  * Intersects a plugin's requests with the host's policy. `denied` lists every
- * request that was not granted, e.g. `config.token` or `workspace.read:secrets`.
+ * request that was not granted, e.g. `config.token`, `workspace.read:secrets`
+ * or `http:api.example.com`.
  */
 export function grantCapabilities(
   requested: RequestedCapabilities,
   policy: CapabilityPolicy,
 ): { granted: GrantedCapabilities; denied: string[] } {
   const denied: string[] = []
-  const granted: GrantedCapabilities = { log: false, config: {}, workspaceRead: [] }
+  const granted: GrantedCapabilities = { log: false, config: {}, workspaceRead: [], http: [] }
   if (requested.log) {
     if (policy.log) granted.log = true
     else denied.push('log')
@@ -99,6 +123,10 @@ export function grantCapabilities(
     } else {
       denied.push(`workspace.read:${path}`)
     }
+  }
+  for (const host of requested.http ?? []) {
+    if (policy.http?.some((allowed) => hostPatternCovers(allowed, host))) granted.http.push(host)
+    else denied.push(`http:${host}`)
   }
   return { granted, denied }
 }

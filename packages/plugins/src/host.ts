@@ -5,12 +5,16 @@
  * (written into the module's memory maximum), per-plugin concurrency and
  * crash isolation.
  */
-import { readFileSync, realpathSync } from 'node:fs'
+import * as fs from 'node:fs'
 import { readFile } from 'node:fs/promises'
+import * as path from 'node:path'
 import { join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import * as workerThreads from 'node:worker_threads'
 import {
+  AIDE_ERROR_CODES,
   AideError,
+  type AideErrorCode,
   assertNumber,
   assertObject,
   assertOneOf,
@@ -37,7 +41,6 @@ import {
   type CapabilityPolicy,
   type GrantedCapabilities,
   grantCapabilities,
-  isWithin,
   parseCapabilityPolicy,
 } from './capabilities.js'
 import {
@@ -51,6 +54,8 @@ import {
   rangesIntersect,
   type TextDocument,
 } from './documents.js'
+import { createGuestImports, type GuestFailure, type GuestSettings } from './guest-imports.js'
+import { HTTP_COUNTERS, HttpBridge } from './http-bridge.js'
 import { type PluginInstance, startIsolatedPlugin } from './isolated-worker.js'
 import {
   checkCompatibility,
@@ -64,7 +69,6 @@ import type { PluginRegistry } from './registry.js'
 import { capMemory, WASM_PAGE_BYTES } from './wasm.js'
 
 type ExtismModule = typeof import('@extism/extism')
-type CallContext = import('@extism/extism').CallContext
 
 let extismLoading: Promise<ExtismModule> | undefined
 
@@ -85,7 +89,14 @@ function loadExtism(): Promise<ExtismModule> {
 export interface PluginLimits {
   /** Longest a single call may run before its worker is killed (default 2000 ms). */
   timeoutMs?: number
-  /** Cap on a plugin's own linear memory, in bytes (default 64 MiB; rounded down to 64 KiB pages). */
+  /**
+   * Cap on a plugin's memory, in bytes (default 64 MiB). Applies to the
+   * module's own linear memory (rounded down to 64 KiB pages; `memory.grow`
+   * past it fails) and, separately, to the host-side Extism memory one call
+   * holds: input, output, `alloc` blocks and values the host stores for the
+   * plugin (file contents, HTTP responses, variables read). Going past it fails
+   * the call with `E_LIMIT`.
+   */
   memoryBytes?: number
   /** Calls of one plugin that may run at once, each in its own worker (default 1). */
   concurrency?: number
@@ -93,6 +104,14 @@ export interface PluginLimits {
   maxQueue?: number
   /** Largest input accepted for one call, in bytes (default 16 MiB). */
   maxInputBytes?: number
+  /** Largest HTTP response body a plugin may receive, in bytes (default 4 MiB); larger fails the call (`E_LIMIT`). */
+  maxHttpResponseBytes?: number
+  /**
+   * Cap on the total size of a plugin instance's Extism variables (`var_set`),
+   * keys included (default 1 MiB); past it the call fails (`E_LIMIT`).
+   * Variables live as long as the instance: a respawned worker starts empty.
+   */
+  maxVarBytes?: number
 }
 
 /** Where plugin code runs. */
@@ -163,6 +182,14 @@ export interface PluginStats {
   p50Ms: number
   /** 99th percentile latency of recent successful calls, in ms. */
   p99Ms: number
+  /** HTTP requests the plugin made (`http_request`), whatever their outcome. */
+  httpRequests: number
+  /** HTTP requests refused because the host (or a redirect's host) was not granted. */
+  httpDenied: number
+  /** HTTP requests that failed otherwise: network error, time limit, response too large, bad request. */
+  httpFailures: number
+  /** Response body bytes the plugin received over HTTP. */
+  httpBytesReceived: number
 }
 
 /** Host-wide statistics. */
@@ -275,6 +302,9 @@ interface Instance {
   busy: boolean
 }
 
+/** Node modules for the in-thread host functions (see guest-imports.ts). */
+const GUEST_DEPS = { fs, path, workerThreads }
+
 interface Waiter {
   resolve: (instance: Instance) => void
   reject: (error: unknown) => void
@@ -304,14 +334,19 @@ class Slot {
   readonly latencies: number[] = []
   latencyIndex = 0
   counts = { calls: 0, errors: 0, timeouts: 0, cancellations: 0, respawns: 0, inFlight: 0 }
+  /** Updated by the HTTP bridge thread (see HTTP_COUNTERS). */
+  readonly http = new BigInt64Array(new SharedArrayBuffer(4 * 8))
+  spawn: () => Promise<PluginInstance> = () => Promise.reject(new Error('not started'))
 
   constructor(
     readonly manifest: PluginManifest,
     readonly granted: GrantedCapabilities,
     readonly denied: string[],
-    readonly module: WasmModule,
-    readonly spawn: () => Promise<PluginInstance>,
   ) {}
+
+  httpCount(slot: keyof typeof HTTP_COUNTERS): number {
+    return Number(Atomics.load(this.http, HTTP_COUNTERS[slot]))
+  }
 
   recordLatency(ms: number): void {
     if (this.latencies.length < LATENCY_WINDOW) this.latencies.push(ms)
@@ -333,6 +368,7 @@ function describeCapabilities(granted: GrantedCapabilities): string[] {
     ...(granted.log ? ['log'] : []),
     ...Object.keys(granted.config).map((key) => `config.${key}`),
     ...granted.workspaceRead.map((path) => `workspace.read:${path}`),
+    ...granted.http.map((host) => `http:${host}`),
   ]
 }
 
@@ -371,12 +407,16 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
     concurrency: limitsInput.concurrency ?? 1,
     maxQueue: limitsInput.maxQueue ?? 256,
     maxInputBytes: limitsInput.maxInputBytes ?? 16 * 1024 * 1024,
+    maxHttpResponseBytes: limitsInput.maxHttpResponseBytes ?? 4 * 1024 * 1024,
+    maxVarBytes: limitsInput.maxVarBytes ?? 1024 * 1024,
   }
   assertNumber(limits.timeoutMs, 'options.limits.timeoutMs', { min: 1 })
   assertNumber(limits.memoryBytes, 'options.limits.memoryBytes', { min: WASM_PAGE_BYTES })
   assertNumber(limits.concurrency, 'options.limits.concurrency', { min: 1, max: 64, integer: true })
   assertNumber(limits.maxQueue, 'options.limits.maxQueue', { min: 0, integer: true })
   assertNumber(limits.maxInputBytes, 'options.limits.maxInputBytes', { min: 1 })
+  assertNumber(limits.maxHttpResponseBytes, 'options.limits.maxHttpResponseBytes', { min: 0 })
+  assertNumber(limits.maxVarBytes, 'options.limits.maxVarBytes', { min: 0 })
   const isolation = options.isolation ?? 'worker'
   assertOneOf(isolation, 'options.isolation', ['worker', 'in-thread'] as const)
   const policy = parseCapabilityPolicy(options.capabilities, 'options.capabilities')
@@ -395,6 +435,7 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
   const slots = new Map<string, Slot>()
   const countedFailures = new WeakSet<object>()
   const loading = new Set<string>()
+  const httpBridge = new HttpBridge()
   let disposed: Promise<void> | undefined
 
   const emit = <K extends keyof PluginHostEvents>(type: K, payload: PluginHostEvents[K]) => {
@@ -423,29 +464,6 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       )
     }
     return slot
-  }
-
-  function readFileFunction(granted: GrantedCapabilities) {
-    const root = policy.workspace?.root
-    return (context: CallContext, offset: bigint): bigint => {
-      const requested = context.read(offset)?.text()
-      if (!root || requested === undefined) return 0n
-      const absolute = resolve(root, requested)
-      try {
-        const real = realpathSync(absolute)
-        const realRoots = granted.workspaceRead.map((p) => {
-          try {
-            return realpathSync(p)
-          } catch {
-            return p
-          }
-        })
-        if (!realRoots.some((allowed) => isWithin(allowed, real))) return 0n
-        return context.store(new Uint8Array(readFileSync(real)))
-      } catch {
-        return 0n
-      }
-    }
   }
 
   async function prepare(
@@ -507,13 +525,13 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       }
       if (
         entry.module === 'extism:host/env' &&
-        (entry.name === 'http_request' || entry.name === 'http_status_code')
+        (entry.name === 'http_request' || entry.name === 'http_status_code') &&
+        granted.http.length === 0
       ) {
-        // Extism 1.0 implements http_request only in its own worker mode, which the host does not use.
         throw new AideError(
           'E_PERMISSION',
-          `plugins: ${manifest.id} imports "${entry.name}"; outbound HTTP is not available to plugins in this host`,
-          { details: { pluginId: manifest.id, import: entry.name } },
+          `plugins: ${manifest.id} imports "${entry.name}", which needs the "http" capability; it was not granted (declare the hosts under capabilities.http in the manifest and allow them in the host's capabilities.http policy)`,
+          { details: { pluginId: manifest.id, import: entry.name, capability: 'http' } },
         )
       }
       if (entry.module === 'extism:host/user') {
@@ -596,43 +614,69 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       (i) => i.module === 'extism:host/user' && i.name === 'aide_read_file',
     )
     const pluginLog = pluginLogger(logger, manifest.id, granted.log)
+    const onLog = granted.log
+      ? (level: string, message: string) => {
+          const method =
+            (['trace', 'debug', 'info', 'warn', 'error'] as const).find((m) => m === level) ??
+            'info'
+          ;(pluginLog as unknown as Record<string, (line: string) => void>)[method]!(message)
+        }
+      : undefined
     const extism = isolation === 'in-thread' ? await loadExtism() : undefined
-    const spawn = (): Promise<PluginInstance> =>
-      extism
-        ? extism.createPlugin(
-            { wasm: [{ module: module as never }] },
-            {
-              useWasi: usesWasi,
-              runInWorker: false,
-              config: granted.config,
-              allowedHosts: [],
-              allowedPaths: {},
-              logger: pluginLog,
-              functions: needsReadFile
-                ? { 'extism:host/user': { aide_read_file: readFileFunction(granted) } }
-                : undefined,
-            },
-          )
-        : startIsolatedPlugin({
+    const slot = new Slot(manifest, granted, denied)
+    const usesHttp = imports.some(
+      (i) =>
+        i.module === 'extism:host/env' &&
+        (i.name === 'http_request' || i.name === 'http_status_code'),
+    )
+    // Each instance gets its own settings: its own budget, variables and HTTP port.
+    const guestSettings = (): GuestSettings => ({
+      memoryBytes: limits.memoryBytes,
+      maxVarBytes: limits.maxVarBytes,
+      workspace:
+        needsReadFile && policy.workspace
+          ? { root: policy.workspace.root, read: granted.workspaceRead }
+          : undefined,
+      http: usesHttp
+        ? httpBridge.connect({
+            hosts: granted.http,
+            maxResponseBytes: limits.maxHttpResponseBytes,
+            counters: slot.http.buffer as SharedArrayBuffer,
+          })
+        : undefined,
+    })
+    slot.spawn = extism
+      ? async () => {
+          const settings = guestSettings()
+          const guest = createGuestImports(GUEST_DEPS, settings)
+          try {
+            const plugin = await extism.createPlugin(
+              { wasm: [{ module: module as never }] },
+              {
+                useWasi: usesWasi,
+                runInWorker: false,
+                config: granted.config,
+                allowedHosts: [],
+                allowedPaths: {},
+                logger: pluginLog,
+                functions: guest.functions as never,
+              },
+            )
+            return inThreadInstance(plugin, guest.beginCall, settings.http?.port)
+          } catch (error) {
+            settings.http?.port.close()
+            throw error
+          }
+        }
+      : () =>
+          startIsolatedPlugin({
             module,
             useWasi: usesWasi,
             config: granted.config,
-            workspace: policy.workspace
-              ? { root: policy.workspace.root, read: granted.workspaceRead }
-              : undefined,
-            needsReadFile,
-            onLog: granted.log
-              ? (level, message) => {
-                  const method =
-                    (['trace', 'debug', 'info', 'warn', 'error'] as const).find(
-                      (m) => m === level,
-                    ) ?? 'info'
-                  ;(pluginLog as unknown as Record<string, (line: string) => void>)[method]!(
-                    message,
-                  )
-                }
-              : undefined,
+            guest: guestSettings(),
+            onLog,
           })
+    const spawn = slot.spawn
     const starting = spawn()
     let first: PluginInstance
     try {
@@ -651,7 +695,6 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       await first.close()
       throw new AideError('E_DISPOSED', 'plugins: the host was disposed while loading')
     }
-    const slot = new Slot(manifest, granted, denied, module, spawn)
     slot.instances.push({ plugin: first, busy: false })
     const previous = slots.get(manifest.id)
     slots.set(manifest.id, slot)
@@ -867,14 +910,9 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
         }, limits.timeoutMs)
       }
       signal.addEventListener('abort', onAbort, { once: true })
-      instance.plugin.call(exportName, input).then(
-        (output) => {
-          const bytes = output ? output.bytes() : new Uint8Array(0)
-          releaseCallMemory(instance.plugin)
-          finish(undefined, bytes)
-        },
+      instance.plugin.call(exportName, input, limits.timeoutMs).then(
+        (output) => finish(undefined, output),
         (error: unknown) => {
-          releaseCallMemory(instance.plugin)
           if (slot.closed) {
             const gone = new AideError(
               'E_DISPOSED',
@@ -884,6 +922,26 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
             return
           }
           const message = error instanceof Error ? error.message : String(error)
+          const reported = (error as Partial<GuestFailure> | undefined)?.aideCode
+          if (reported !== undefined) {
+            const code = (AIDE_ERROR_CODES as readonly string[]).includes(reported)
+              ? (reported as AideErrorCode)
+              : 'E_PLUGIN'
+            // A host function refused (permission, limit, time) or failed (network).
+            const failure = new AideError(code, `plugins: ${pluginId}.${exportName}: ${message}`, {
+              cause: error,
+              details: { ...(error as GuestFailure).aideDetails, pluginId, export: exportName },
+            })
+            if (code === 'E_TIMEOUT') {
+              slot.counts.timeouts++
+              emit('plugin-timeout', { pluginId, export: exportName, timeoutMs: limits.timeoutMs })
+              finish(failure, undefined, 'timeout')
+            } else {
+              emit('plugin-error', { pluginId, export: exportName, code, message })
+              finish(failure, undefined, 'crash')
+            }
+            return
+          }
           const failure = new AideError(
             'E_PLUGIN',
             `plugins: ${pluginId}.${exportName} failed: ${message}`,
@@ -921,7 +979,13 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       throw invalidInput('input', 'must be a string or a Uint8Array')
     }
     validateDeadlineOptions(callOptions, 'options')
-    const bytes = typeof input === 'string' ? ENCODER.encode(input) : input
+    let bytes = typeof input === 'string' ? ENCODER.encode(input) : input
+    // Extism hands the plugin the view's whole underlying buffer (and a worker
+    // receives it whole): a view into a larger buffer, such as a pooled Buffer,
+    // is copied so the plugin sees only its own input.
+    // (`new Uint8Array(view)` copies; a Buffer's `slice()` would not.)
+    if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength)
+      bytes = new Uint8Array(bytes)
     if (bytes.byteLength > limits.maxInputBytes) {
       throw new AideError(
         'E_LIMIT',
@@ -1145,6 +1209,10 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
         queued: slot.waiters.length,
         p50Ms: slot.percentile(50),
         p99Ms: slot.percentile(99),
+        httpRequests: slot.httpCount('requests'),
+        httpDenied: slot.httpCount('denied'),
+        httpFailures: slot.httpCount('failed'),
+        httpBytesReceived: slot.httpCount('bytesReceived'),
       }
     }
     return { loaded: slots.size, plugins }
@@ -1169,6 +1237,7 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
         const all = [...slots.values()]
         slots.clear()
         await Promise.all(all.map(closeSlot))
+        await httpBridge.close()
       })()
       return disposed
     },
@@ -1189,18 +1258,41 @@ function isAideError(value: unknown): value is AideError {
   return AideError.isInstance(value)
 }
 
+const EMPTY = new Uint8Array(0)
+
 /**
+ * An in-thread Extism plugin as a {@link PluginInstance}.
+ *
  * Extism's JS SDK keeps every block a call allocated (input, output, host
  * allocations) until `reset()`, and an instance stops working for good once
  * about 16,000 blocks have accumulated: after ~16k calls without a reset,
- * every call fails with "cannot assign to this block". Our plugins keep no
- * Extism variables between calls, so each finished call releases its blocks.
- * (`reset()` declines, harmlessly, while another call is still active.)
+ * every call fails with "cannot assign to this block". So each finished call
+ * releases its blocks (variables are kept by the host functions, not in
+ * Extism's blocks; see guest-imports.ts).
  */
-function releaseCallMemory(plugin: { reset?: () => Promise<boolean> | boolean }): void {
-  try {
-    void Promise.resolve(plugin.reset?.()).catch(() => undefined)
-  } catch {
-    // An instance that cannot reset is replaced by the next failure path anyway.
+function inThreadInstance(
+  plugin: import('@extism/extism').Plugin,
+  beginCall: (inputBytes: number, timeoutMs: number) => void,
+  httpPort: workerThreads.MessagePort | undefined,
+): PluginInstance {
+  return {
+    call(name, input, timeoutMs) {
+      beginCall(input.byteLength, timeoutMs)
+      return plugin.call(name, input).then(
+        (output) => {
+          const bytes = output ? output.bytes() : EMPTY
+          void plugin.reset()
+          return bytes
+        },
+        (error: unknown) => {
+          void plugin.reset()
+          throw error
+        },
+      )
+    },
+    async close() {
+      httpPort?.close()
+      await plugin.close()
+    },
   }
 }

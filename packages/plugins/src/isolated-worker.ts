@@ -13,6 +13,7 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { AideError } from '@aide/core'
+import { createGuestImports, type GuestFailure, type GuestSettings } from './guest-imports.js'
 
 /** What the worker needs to create the plugin. */
 export interface IsolatedPluginOptions {
@@ -22,49 +23,40 @@ export interface IsolatedPluginOptions {
   useWasi: boolean
   /** Config values granted to the plugin. */
   config: Record<string, string>
-  /** Absolute paths readable through `aide_read_file`, and the workspace root paths are relative to. */
-  workspace: { root: string; read: string[] } | undefined
-  /** Whether the module imports `aide_read_file`. */
-  needsReadFile: boolean
+  /** Settings of the host functions (memory budget, variables, workspace reads, HTTP bridge port). */
+  guest: GuestSettings
   /** Receives the plugin's log lines (only when logging is granted). */
   onLog: ((level: string, message: string) => void) | undefined
 }
 
-/** The calls the host makes on a plugin instance (the subset of Extism's `Plugin` it uses). */
+/** The calls the host makes on a plugin instance, in either isolation mode. */
 export interface PluginInstance {
-  call(name: string, input: Uint8Array): Promise<{ bytes(): Uint8Array } | null>
+  /**
+   * Runs an export with `input` and releases the call's Extism blocks
+   * afterwards. `timeoutMs` is the call's time budget for blocking host
+   * functions (HTTP). Resolves to the output (empty when none).
+   */
+  call(name: string, input: Uint8Array, timeoutMs: number): Promise<Uint8Array>
   close(): Promise<void>
-  /** Releases the memory blocks of finished calls (in-thread Extism plugins; workers reset themselves). */
-  reset?(): Promise<boolean>
 }
 
 // Plain CommonJS run with `eval: true`, so it needs no file and no loader.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
-const { readFileSync, realpathSync } = require('node:fs')
-const { resolve, relative, isAbsolute, sep } = require('node:path')
 const extism = require(workerData.extismPath)
-const within = (folder, path) => {
-  const rel = relative(folder, path)
-  return rel === '' || (!rel.startsWith('..' + sep) && rel !== '..' && !isAbsolute(rel))
-}
+// Transpilers that keep function names (tsx, esbuild's keepNames) call a
+// \`__name\` helper inside serialised functions; a no-op stands in for it.
+const __name = (target) => target
+const createGuestImports = ${createGuestImports.toString()}
 const log = (level) => (...args) => {
   if (workerData.log) parentPort.postMessage({ type: 'log', level, message: args.map(String).join(' ') })
 }
 const logger = { trace: log('trace'), debug: log('debug'), info: log('info'), log: log('info'), warn: log('warn'), error: log('error') }
-const workspace = workerData.workspace
-const readFile = (context, offset) => {
-  const requested = context.read(offset)?.text()
-  if (!workspace || requested === undefined) return 0n
-  try {
-    const real = realpathSync(resolve(workspace.root, requested))
-    const roots = workspace.read.map((p) => { try { return realpathSync(p) } catch { return p } })
-    if (!roots.some((root) => within(root, real))) return 0n
-    return context.store(new Uint8Array(readFileSync(real)))
-  } catch {
-    return 0n
-  }
-}
+const guest = createGuestImports(
+  { fs: require('node:fs'), path: require('node:path'), workerThreads: require('node:worker_threads') },
+  workerData.guest,
+)
+const EMPTY = new Uint8Array(0)
 extism.createPlugin({ wasm: [{ module: workerData.module }] }, {
   useWasi: workerData.useWasi,
   runInWorker: false,
@@ -72,19 +64,27 @@ extism.createPlugin({ wasm: [{ module: workerData.module }] }, {
   allowedHosts: [],
   allowedPaths: {},
   logger,
-  functions: workerData.needsReadFile ? { 'extism:host/user': { aide_read_file: readFile } } : undefined,
+  functions: guest.functions,
 }).then((plugin) => {
-  parentPort.on('message', ({ id, name, input }) => {
-    // reset() after each call releases the call's blocks (see releaseCallMemory in host.ts).
+  parentPort.on('message', ({ id, name, input, timeoutMs }) => {
+    guest.beginCall(input.byteLength, timeoutMs)
+    // reset() after each call releases the call's blocks: an Extism instance
+    // fails for good after ~16k calls without it.
     plugin.call(name, input).then(
       (output) => {
-        const bytes = output ? output.bytes() : null
-        plugin.reset().catch(() => undefined)
-        parentPort.postMessage({ type: 'result', id, ok: true, output: bytes })
+        const bytes = output ? output.bytes() : EMPTY
+        plugin.reset()
+        parentPort.postMessage({ id, ok: true, output: bytes })
       },
       (error) => {
-        plugin.reset().catch(() => undefined)
-        parentPort.postMessage({ type: 'result', id, ok: false, message: error && error.message ? error.message : String(error) })
+        plugin.reset()
+        parentPort.postMessage({
+          id,
+          ok: false,
+          message: error && error.message ? error.message : String(error),
+          code: error && typeof error.aideCode === 'string' ? error.aideCode : undefined,
+          details: error && error.aideDetails,
+        })
       },
     )
   })
@@ -112,12 +112,13 @@ function resolveExtism(): string {
 }
 
 interface Pending {
-  resolve: (value: { bytes(): Uint8Array } | null) => void
+  resolve: (value: Uint8Array) => void
   reject: (error: unknown) => void
 }
 
 /** Starts a worker running one plugin instance; resolves once the plugin is instantiated. */
 export function startIsolatedPlugin(options: IsolatedPluginOptions): Promise<PluginInstance> {
+  const httpPort = options.guest.http?.port
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
     execArgv: [],
@@ -129,10 +130,10 @@ export function startIsolatedPlugin(options: IsolatedPluginOptions): Promise<Plu
       module: options.module,
       useWasi: options.useWasi,
       config: options.config,
-      workspace: options.workspace,
-      needsReadFile: options.needsReadFile,
+      guest: options.guest,
       log: options.onLog !== undefined,
     },
+    transferList: httpPort ? [httpPort] : [],
   })
   worker.unref()
   // Drain the worker's stdio so a chatty plugin cannot block it.
@@ -151,7 +152,7 @@ export function startIsolatedPlugin(options: IsolatedPluginOptions): Promise<Plu
 
   return new Promise<PluginInstance>((resolveStart, rejectStart) => {
     const instance: PluginInstance = {
-      call(name, input) {
+      call(name, input, timeoutMs) {
         if (failure) return Promise.reject(failure)
         if (closed)
           return Promise.reject(
@@ -160,7 +161,7 @@ export function startIsolatedPlugin(options: IsolatedPluginOptions): Promise<Plu
         const id = nextId++
         return new Promise((resolveCall, rejectCall) => {
           pending.set(id, { resolve: resolveCall, reject: rejectCall })
-          worker.postMessage({ id, name, input })
+          worker.postMessage({ id, name, input, timeoutMs })
         })
       },
       async close() {
@@ -170,8 +171,14 @@ export function startIsolatedPlugin(options: IsolatedPluginOptions): Promise<Plu
         await worker.terminate()
       },
     }
-    worker.on('message', (message: { type: string; [key: string]: unknown }) => {
-      if (message.type === 'ready') {
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.id !== undefined) {
+        const call = pending.get(message.id)
+        if (!call) return
+        pending.delete(message.id)
+        if (message.ok) call.resolve(message.output)
+        else call.reject(guestFailure(message.message, message.code, message.details))
+      } else if (message.type === 'ready') {
         resolveStart(instance)
       } else if (message.type === 'fatal') {
         const error = new AideError(
@@ -182,17 +189,7 @@ export function startIsolatedPlugin(options: IsolatedPluginOptions): Promise<Plu
         rejectStart(error)
         void worker.terminate()
       } else if (message.type === 'log') {
-        options.onLog?.(String(message.level), String(message.message))
-      } else if (message.type === 'result') {
-        const call = pending.get(message.id as number)
-        if (!call) return
-        pending.delete(message.id as number)
-        if (message.ok) {
-          const bytes = message.output as Uint8Array | null
-          call.resolve(bytes ? { bytes: () => bytes } : null)
-        } else {
-          call.reject(new Error(String(message.message)))
-        }
+        options.onLog?.(message.level, message.message)
       }
     })
     worker.on('error', (error) => {
@@ -214,4 +211,19 @@ export function startIsolatedPlugin(options: IsolatedPluginOptions): Promise<Plu
       rejectStart(error)
     })
   })
+}
+
+type WorkerMessage =
+  | { id: number; ok: true; output: Uint8Array }
+  | { id: number; ok: false; message: string; code?: string; details?: Record<string, unknown> }
+  | { id?: undefined; type: 'ready' }
+  | { id?: undefined; type: 'fatal'; message: string }
+  | { id?: undefined; type: 'log'; level: string; message: string }
+
+/** The worker's report of a failed call, with the code a host function gave it, if any. */
+function guestFailure(message: string, code?: string, details?: Record<string, unknown>): Error {
+  const error = new Error(message)
+  return code
+    ? Object.assign(error, { aideCode: code, aideDetails: details } as GuestFailure)
+    : error
 }

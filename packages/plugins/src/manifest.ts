@@ -52,10 +52,37 @@ export interface RequestedCapabilities {
   config?: string[]
   /** Workspace-relative paths (files or folders) the plugin wants to read through `aide_read_file`. */
   'workspace.read'?: string[]
+  /**
+   * Hosts the plugin wants to reach with Extism's `http_request`: a host name
+   * (`api.example.com`, `127.0.0.1`), `*.example.com` for any subdomain, or `*`
+   * for any host. Matched against the URL's host name, any port.
+   */
+  http?: string[]
 }
 
 /** The names of the capabilities a manifest may request. */
-export const CAPABILITY_NAMES = ['log', 'config', 'workspace.read'] as const
+export const CAPABILITY_NAMES = ['log', 'config', 'workspace.read', 'http'] as const
+
+const HOST_LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?'
+const HOST_PATTERN = new RegExp(
+  `^(?:\\*|(?:\\*\\.)?${HOST_LABEL}(?:\\.${HOST_LABEL})*|\\[[0-9a-f:.]+\\])$`,
+)
+
+/**
+ * Validates an HTTP host pattern (`host`, `*.domain`, `*`, or a bracketed IPv6
+ * address) and returns it in lower case.
+ */
+export function parseHostPattern(value: unknown, field: string): string {
+  assertString(value, field, { maxLength: 253 })
+  const pattern = value.toLowerCase().replace(/\.$/, '')
+  if (!HOST_PATTERN.test(pattern)) {
+    throw invalidInput(
+      field,
+      `must be a host name, "*.domain" or "*" (no scheme, port or path), got ${JSON.stringify(value)}`,
+    )
+  }
+  return pattern
+}
 
 /** The validated content of `aide-plugin.json`. */
 export interface PluginManifest {
@@ -147,6 +174,11 @@ function parseCapabilities(value: unknown, field: string): RequestedCapabilities
   if (value['workspace.read'] !== undefined) {
     out['workspace.read'] = stringArray(value['workspace.read'], `${field}["workspace.read"]`).map(
       (p, i) => relativePath(p, `${field}["workspace.read"][${i}]`),
+    )
+  }
+  if (value.http !== undefined) {
+    out.http = stringArray(value.http, `${field}.http`).map((host, i) =>
+      parseHostPattern(host, `${field}.http[${i}]`),
     )
   }
   return out

@@ -69,7 +69,15 @@ describe('parseManifest', () => {
     ],
     [{ ...manifestFor(wasm), capabilities: { shell: true } }, 'manifest.capabilities.shell'],
     [
-      { ...manifestFor(wasm), capabilities: { http: ['api.example.com'] } },
+      { ...manifestFor(wasm), capabilities: { http: ['https://api.example.com'] } },
+      'manifest.capabilities.http[0]',
+    ],
+    [
+      { ...manifestFor(wasm), capabilities: { http: ['api.example.com:443'] } },
+      'manifest.capabilities.http[0]',
+    ],
+    [
+      { ...manifestFor(wasm), capabilities: { http: 'api.example.com' } },
       'manifest.capabilities.http',
     ],
     [
@@ -111,19 +119,40 @@ describe('grantCapabilities', () => {
         log: true,
         config: ['level', 'token'],
         'workspace.read': ['src', 'secrets'],
+        http: ['api.example.com', '*.eu.example.com', 'example.com', 'evil.test', '*'],
       },
       {
         log: false,
         config: { level: 'warn' },
         workspace: { root: '/ws', read: ['src'] },
+        http: ['*.example.com'],
       },
     )
     expect(granted).toEqual({
       log: false,
       config: { level: 'warn' },
       workspaceRead: ['/ws/src'],
+      http: ['api.example.com', '*.eu.example.com'],
     })
-    expect(denied).toEqual(['log', 'config.token', 'workspace.read:secrets'])
+    expect(denied).toEqual([
+      'log',
+      'config.token',
+      'workspace.read:secrets',
+      'http:example.com',
+      'http:evil.test',
+      'http:*',
+    ])
+  })
+
+  it('normalises host patterns and lets a policy of "*" cover any host', () => {
+    const manifest = parseManifest({
+      ...manifestFor(wasm),
+      capabilities: { http: ['API.Example.com.', '127.0.0.1', '[::1]'] },
+    })
+    expect(manifest.capabilities.http).toEqual(['api.example.com', '127.0.0.1', '[::1]'])
+    const { granted, denied } = grantCapabilities(manifest.capabilities, { http: ['*'] })
+    expect(granted.http).toEqual(['api.example.com', '127.0.0.1', '[::1]'])
+    expect(denied).toEqual([])
   })
 
   it('denies everything under an empty policy', () => {
