@@ -70,6 +70,12 @@ export interface SubscribeOptions {
   overflow?: OverflowPolicy
   /** Removes the subscription when this signal aborts. */
   signal?: AbortSignal
+  /**
+   * Events published with this `origin` (see {@link PublishOptions.origin})
+   * are not delivered to this subscription. A bridge uses it so that events it
+   * brought in from a transport are not sent back out.
+   */
+  ignoreOrigin?: string
 }
 
 /** Options of {@link EventBus.publish} and {@link EventBus.publishBatch}. */
@@ -80,6 +86,11 @@ export interface PublishOptions extends DeadlineOptions {
    * accepted the event into its queue.
    */
   awaitDelivery?: boolean
+  /**
+   * Who publishes: subscriptions whose `ignoreOrigin` equals it skip the event
+   * (it still counts as published, and every other subscriber receives it).
+   */
+  origin?: string
 }
 
 /** One event for {@link EventBus.publishBatch}. */
@@ -360,6 +371,7 @@ class Subscription {
     readonly concurrency: number,
     readonly queueSize: number,
     readonly overflow: OverflowPolicy,
+    readonly ignoreOrigin: string | undefined,
   ) {}
 
   get depth(): number {
@@ -498,6 +510,7 @@ class Bus<Events extends object> implements EventBus<Events> {
       resolved.concurrency,
       resolved.queueSize,
       resolved.overflow,
+      resolved.ignoreOrigin,
     )
     this.#subs = [...this.#subs, sub]
     this.#invalidate(compiled)
@@ -515,7 +528,8 @@ class Bus<Events extends object> implements EventBus<Events> {
   }
 
   #subscribeOptions(options: SubscribeOptions | undefined, field: string) {
-    if (options === undefined) return { ...this.#defaults, name: undefined }
+    if (options === undefined)
+      return { ...this.#defaults, name: undefined, ignoreOrigin: undefined }
     assertObject(options, field)
     if (options.name !== undefined) assertString(options.name, `${field}.name`)
     const concurrency = options.concurrency ?? this.#defaults.concurrency
@@ -529,7 +543,15 @@ class Bus<Events extends object> implements EventBus<Events> {
     const overflow = options.overflow ?? this.#defaults.overflow
     assertOneOf(overflow, `${field}.overflow`, OVERFLOW_POLICIES)
     validateDeadlineOptions({ signal: options.signal }, field)
-    return { name: options.name, concurrency, queueSize, overflow }
+    if (options.ignoreOrigin !== undefined)
+      assertString(options.ignoreOrigin, `${field}.ignoreOrigin`)
+    return {
+      name: options.name,
+      concurrency,
+      queueSize,
+      overflow,
+      ignoreOrigin: options.ignoreOrigin,
+    }
   }
 
   off(pattern: string, listener: EventListener<any, any>): boolean {
@@ -721,9 +743,17 @@ class Bus<Events extends object> implements EventBus<Events> {
       if (this.#disposing) throw this.#disposedError('publish')
       if (options !== undefined) this.#validatePublishOptions(options, 'publish: options')
       const route = this.#routes[type] ?? this.#route(type, 'publish')
-      this.#checkReject(route, type)
+      this.#checkReject(route, type, options?.origin)
       const tracker = options?.awaitDelivery ? new Tracker() : undefined
-      const waits = this.#enqueue(route, type, payload, tracker, undefined, this.#clock.now())
+      const waits = this.#enqueue(
+        route,
+        type,
+        payload,
+        tracker,
+        undefined,
+        this.#clock.now(),
+        options?.origin,
+      )
       return this.#finishPublish(waits, tracker, options, 'publish')
     } catch (error) {
       return Promise.reject(error)
@@ -748,6 +778,7 @@ class Bus<Events extends object> implements EventBus<Events> {
         routes[i] = route
         for (const sub of route.subs) {
           if (sub.overflow !== 'reject' || !sub.active) continue
+          if (options?.origin !== undefined && sub.ignoreOrigin === options.origin) continue
           const used = (room.get(sub) ?? sub.depth) + 1
           room.set(sub, used)
           if (used > sub.queueSize) throw this.#limitError(sub, event.type)
@@ -758,7 +789,15 @@ class Bus<Events extends object> implements EventBus<Events> {
       const now = this.#clock.now()
       for (let i = 0; i < events.length; i++) {
         const event = events[i]!
-        waits = this.#enqueue(routes[i]!, event.type, event.payload, tracker, waits, now)
+        waits = this.#enqueue(
+          routes[i]!,
+          event.type,
+          event.payload,
+          tracker,
+          waits,
+          now,
+          options?.origin,
+        )
       }
       return this.#finishPublish(waits, tracker, options, 'publishBatch')
     } catch (error) {
@@ -769,13 +808,15 @@ class Bus<Events extends object> implements EventBus<Events> {
   #validatePublishOptions(options: PublishOptions, field: string): void {
     assertObject(options, field)
     validateDeadlineOptions(options, field)
+    if (options.origin !== undefined) assertString(options.origin, `${field}.origin`)
     throwIfAborted(options.signal, `${this.#name}: publish`)
   }
 
-  #checkReject(route: Route, type: string): void {
+  #checkReject(route: Route, type: string, origin: string | undefined): void {
     const subs = route.subs
     for (let i = 0; i < subs.length; i++) {
       const sub = subs[i]!
+      if (origin !== undefined && sub.ignoreOrigin === origin) continue
       if (sub.overflow === 'reject' && sub.active && sub.full) throw this.#limitError(sub, type)
     }
   }
@@ -795,6 +836,7 @@ class Bus<Events extends object> implements EventBus<Events> {
     tracker: Tracker | undefined,
     waits: Waits | undefined,
     now: number,
+    origin: string | undefined,
   ): Waits | undefined {
     route.stats.published++
     const subs = route.subs
@@ -803,6 +845,7 @@ class Bus<Events extends object> implements EventBus<Events> {
     for (let i = 0; i < subs.length; i++) {
       const sub = subs[i]!
       if (!sub.active) continue
+      if (origin !== undefined && sub.ignoreOrigin === origin) continue
       if (sub.once) {
         if (sub.fired) continue
         sub.fired = true

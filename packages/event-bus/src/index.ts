@@ -1,9 +1,18 @@
 /**
- * `@aide/event-bus`: a typed in-process event bus. The Redis Streams transport
- * lives in `@aide/event-bus/redis`.
+ * `@aide/event-bus`: a typed in-process event bus, and {@link bridge}, which
+ * connects it to a transport between processes. The Redis Streams transport
+ * lives in `@aide/event-bus/redis`; test helpers and an in-memory transport in
+ * `@aide/event-bus/testing`.
  *
  * @packageDocumentation
  */
+export {
+  type BridgeDisposeOptions,
+  type BridgeOptions,
+  type BridgeStats,
+  bridge,
+  type EventBridge,
+} from './bridge.js'
 export {
   type BatchEvent,
   createEventBus,
@@ -21,3 +30,14 @@ export {
   type WaitForOptions,
   type WildcardPattern,
 } from './bus.js'
+export type { Serializer } from './serializer.js'
+export type {
+  EventTransport,
+  PublishedEvent,
+  TransportBatchEvent,
+  TransportConsumeOptions,
+  TransportConsumer,
+  TransportEvent,
+  TransportHandler,
+  TransportPublishOptions,
+} from './transport.js'

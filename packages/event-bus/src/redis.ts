@@ -37,15 +37,30 @@ import {
   withDeadline,
 } from '@aide/core'
 import type { Redis, RedisOptions } from 'ioredis'
-import {
-  type EntryFields,
-  jsonSerializer,
-  loadRedis,
-  parseFields,
-  type Serializer,
-} from './redis-support.js'
+import { type EntryFields, jsonSerializer, loadRedis, parseFields } from './redis-support.js'
+import type { Serializer } from './serializer.js'
+import type {
+  EventTransport,
+  PublishedEvent,
+  TransportBatchEvent,
+  TransportConsumeOptions,
+  TransportConsumer,
+  TransportEvent,
+  TransportHandler,
+  TransportPublishOptions,
+} from './transport.js'
 
-export type { Serializer } from './redis-support.js'
+export type { Serializer } from './serializer.js'
+export type {
+  EventTransport,
+  PublishedEvent,
+  TransportBatchEvent,
+  TransportConsumeOptions,
+  TransportConsumer,
+  TransportEvent,
+  TransportHandler,
+  TransportPublishOptions,
+} from './transport.js'
 
 /** Options of {@link createRedisTransport}. */
 export interface RedisTransportOptions {
@@ -73,55 +88,12 @@ export interface RedisTransportOptions {
 }
 
 /** Options of {@link RedisTransport.publish}. */
-export interface RedisPublishOptions extends DeadlineOptions {
-  /**
-   * The event id. Defaults to a random UUID. Pass the same id when retrying a
-   * publish whose outcome is unknown, so consumers can drop the duplicate.
-   */
-  id?: string
-}
-
-/** Where a published event went. */
-export interface PublishedEvent {
-  /** The event id (for de-duplication). */
-  id: string
-  /** The Redis stream entry id. */
-  entryId: string
-}
-
-/** An event as a consumer receives it. */
-export interface TransportEvent<Events extends object = Record<string, unknown>> {
-  /** The event id chosen by the publisher; the same across redeliveries. */
-  id: string
-  /** The Redis stream entry id. */
-  entryId: string
-  /** The event type. */
-  type: keyof Events & string
-  /**
-   * The payload, as the publisher's serializer wrote it. It crossed a process
-   * boundary: validate it if the publisher is not trusted.
-   */
-  payload: Events[keyof Events]
-  /** Publisher's clock time, in ms since the epoch. */
-  publishedAt: number
-  /** How many times this entry has been delivered to the group, this time included. */
-  deliveryCount: number
-}
-
-/** Handles one event. Resolve to acknowledge it; throw or reject to have it retried. */
-export type TransportHandler<Events extends object> = (
-  event: TransportEvent<Events>,
-  signal: AbortSignal,
-) => void | PromiseLike<void>
+export interface RedisPublishOptions extends TransportPublishOptions {}
 
 /** Options of {@link RedisTransport.consume}. */
-export interface ConsumeOptions<Events extends object> {
-  /** Consumer group name: each group receives every event once; its consumers share them. */
-  group: string
+export interface ConsumeOptions<Events extends object> extends TransportConsumeOptions<Events> {
   /** This consumer's name, unique within the group. Default `<hostname>-<pid>-<random>`. */
   consumer?: string
-  /** Called for each event. */
-  handler: TransportHandler<Events>
   /** Where a new group starts: `beginning` (default: every entry still in the stream) or `new`. */
   startFrom?: 'beginning' | 'new'
   /** Entries read per call (default 50). */
@@ -138,8 +110,6 @@ export interface ConsumeOptions<Events extends object> {
   maxDeliveries?: number
   /** A handler taking longer than this (ms) fails that delivery (default: no limit). */
   handlerTimeoutMs?: number
-  /** Stops the consumer when aborted. */
-  signal?: AbortSignal
 }
 
 /** Counters of one consumer. Plain data. */
@@ -169,14 +139,11 @@ export interface ConsumerStats {
 }
 
 /** A running consumer. Dispose to stop it; entries it had not acknowledged stay pending for others. */
-export interface RedisConsumer {
-  /** The consumer's name in its group. */
-  readonly name: string
+export interface RedisConsumer extends TransportConsumer {
   /** Counters. */
   stats(): ConsumerStats
   /** Stops reading, waits for running handlers to settle, closes its connection. Idempotent. */
   dispose(): Promise<void>
-  [Symbol.asyncDispose](): Promise<void>
 }
 
 /** Counters of the transport. Plain data. */
@@ -192,7 +159,8 @@ export interface RedisTransportStats {
 }
 
 /** The Redis Streams transport. */
-export interface RedisTransport<Events extends object = Record<string, unknown>> {
+export interface RedisTransport<Events extends object = Record<string, unknown>>
+  extends EventTransport<Events> {
   /** The stream key. */
   readonly stream: string
   /** The dead-letter stream key (`<stream>:dead`). */
@@ -209,15 +177,13 @@ export interface RedisTransport<Events extends object = Record<string, unknown>>
   ): Promise<PublishedEvent>
   /** Appends several events in order in one round trip. Validates all before writing any. */
   publishBatch(
-    events: ReadonlyArray<{
-      type: keyof Events & string
-      payload: Events[keyof Events]
-      id?: string
-    }>,
+    events: ReadonlyArray<TransportBatchEvent<Events>>,
     options?: DeadlineOptions,
   ): Promise<PublishedEvent[]>
   /** Starts a consumer in a group (created if missing). Resolves once the group exists and the consumer is connected. */
   consume(options: ConsumeOptions<Events>, deadline?: DeadlineOptions): Promise<RedisConsumer>
+  /** Deletes a consumer group (`XGROUP DESTROY`); false when it did not exist. */
+  deleteGroup(group: string, options?: DeadlineOptions): Promise<boolean>
   /** Entries waiting for acknowledgement in `group` (XPENDING summary). */
   pending(group: string, options?: DeadlineOptions): Promise<number>
   /** Counters. */
@@ -368,9 +334,10 @@ class Transport<Events extends object> implements RedisTransport<Events> {
   }
 
   /** Validates and encodes one event. `prefix` names its fields (`publish: `, `publishBatch: events[2].`). */
-  #encode(type: unknown, payload: unknown, id: unknown, prefix: string): string[] {
+  #encode(type: unknown, payload: unknown, id: unknown, origin: unknown, prefix: string): string[] {
     assertString(type, `${prefix}type`)
     if (id !== undefined) assertString(id, `${prefix}id`, { maxLength: 200 })
+    if (origin !== undefined) assertString(origin, `${prefix}origin`, { maxLength: 200 })
     let data: unknown
     try {
       data = this.#serializer.serialize(payload)
@@ -395,7 +362,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
         },
       )
     }
-    return [
+    const fields = [
       'id',
       (id as string | undefined) ?? randomUUID(),
       'type',
@@ -405,6 +372,8 @@ class Transport<Events extends object> implements RedisTransport<Events> {
       'ts',
       String(this.#clock.now()),
     ]
+    if (origin !== undefined) fields.push('origin', origin as string)
+    return fields
   }
 
   #xaddArgs(fields: string[]): string[] {
@@ -419,7 +388,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
     this.#assertOpen('publish')
     assertObject(options, 'publish: options')
     validateDeadlineOptions(options, 'publish: options')
-    const fields = this.#encode(type, payload, options.id, 'publish: ')
+    const fields = this.#encode(type, payload, options.id, options.origin, 'publish: ')
     throwIfAborted(options.signal, `${LABEL}: publish`)
     try {
       const entryId = (await withDeadline(
@@ -448,11 +417,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
   }
 
   async publishBatch(
-    events: ReadonlyArray<{
-      type: keyof Events & string
-      payload: Events[keyof Events]
-      id?: string
-    }>,
+    events: ReadonlyArray<TransportBatchEvent<Events>>,
     options: DeadlineOptions = {},
   ): Promise<PublishedEvent[]> {
     this.#assertOpen('publishBatch')
@@ -464,7 +429,13 @@ class Transport<Events extends object> implements RedisTransport<Events> {
     validateDeadlineOptions(options, 'publishBatch: options')
     const encoded = events.map((event, index) => {
       assertObject(event, `publishBatch: events[${index}]`)
-      return this.#encode(event.type, event.payload, event.id, `publishBatch: events[${index}].`)
+      return this.#encode(
+        event.type,
+        event.payload,
+        event.id,
+        event.origin,
+        `publishBatch: events[${index}].`,
+      )
     })
     if (encoded.length === 0) return []
     throwIfAborted(options.signal, `${LABEL}: publishBatch`)
@@ -538,6 +509,24 @@ class Transport<Events extends object> implements RedisTransport<Events> {
     this.#consumers.add(consumer)
     consumer.start()
     return consumer
+  }
+
+  async deleteGroup(group: string, options: DeadlineOptions = {}): Promise<boolean> {
+    this.#assertOpen('deleteGroup')
+    assertString(group, 'deleteGroup: group')
+    validateDeadlineOptions(options, 'deleteGroup: options')
+    try {
+      const removed = await withDeadline(
+        () => this.#client.call('XGROUP', 'DESTROY', this.stream, group),
+        { ...options, clock: this.#clock, label: `${LABEL}: deleteGroup` },
+      )
+      return Number(removed) === 1
+    } catch (error) {
+      if (AideError.isInstance(error)) throw error
+      // XGROUP DESTROY on a missing stream answers an error, not 0.
+      if (/requires the key to exist|no such key/i.test(errorMessage(error))) return false
+      throw unavailable('deleteGroup', error)
+    }
   }
 
   async pending(group: string, options: DeadlineOptions = {}): Promise<number> {
@@ -673,6 +662,8 @@ interface Delivery {
   fields: EntryFields | undefined
   raw: unknown
   deliveryCount: number
+  /** Why the handler refused the event for good (it threw `E_INVALID_INPUT`). */
+  refused?: string
 }
 
 class Consumer<Events extends object> implements RedisConsumer {
@@ -959,6 +950,7 @@ class Consumer<Events extends object> implements RedisConsumer {
       payload: payload as Events[keyof Events],
       publishedAt: fields.ts,
       deliveryCount: delivery.deliveryCount,
+      origin: fields.origin,
     }
     this.#stats.received++
     this.#stats.inFlight++
@@ -981,6 +973,11 @@ class Consumer<Events extends object> implements RedisConsumer {
     } catch (error) {
       if (this.#stop.signal.aborted) return 'retry'
       this.#stats.failed++
+      if (AideError.isInstance(error) && error.code === 'E_INVALID_INPUT') {
+        // The event itself is bad: retrying cannot help.
+        delivery.refused = `handler refused it: ${error.message}`
+        return 'dead'
+      }
       this.#deps.meter
         .counter('aide_event_bus_redis_failed_total', { help: 'Handler failures' })
         .inc()
@@ -996,11 +993,13 @@ class Consumer<Events extends object> implements RedisConsumer {
 
   /** Copies an entry to the dead-letter stream and acknowledges it. */
   async #deadLetter(delivery: Delivery): Promise<void> {
-    const reason = !delivery.fields
-      ? 'malformed entry'
-      : delivery.deliveryCount > this.#settings.maxDeliveries
-        ? `delivered ${delivery.deliveryCount} times (max ${this.#settings.maxDeliveries})`
-        : 'payload could not be deserialised'
+    const reason = delivery.refused
+      ? delivery.refused
+      : !delivery.fields
+        ? 'malformed entry'
+        : delivery.deliveryCount > this.#settings.maxDeliveries
+          ? `delivered ${delivery.deliveryCount} times (max ${this.#settings.maxDeliveries})`
+          : 'payload could not be deserialised'
     const raw = Array.isArray(delivery.raw) ? delivery.raw.map(String) : []
     await this.#client.call(
       'XADD',

@@ -24,13 +24,23 @@ export interface Child {
   stderr: () => string
   exited: Promise<number | null>
   kill(signal?: NodeJS.Signals): Promise<void>
+  /** Writes one line to the child's stdin (only with `{ stdin: true }`). */
+  send(line: string): void
 }
 
-export function spawnChild(script: string, env: Record<string, string>): Child {
+export function spawnChild(
+  script: string,
+  env: Record<string, string>,
+  options: { stdin?: boolean } = {},
+): Child {
   const child = spawn(
     process.execPath,
     ['--conditions=@aide/source', '--import', 'tsx', join('test', 'children', script)],
-    { cwd: packageDir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: packageDir,
+      env: { ...process.env, ...env },
+      stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    },
   )
   const lines: string[] = []
   let buffered = ''
@@ -52,6 +62,10 @@ export function spawnChild(script: string, env: Record<string, string>): Child {
     lines,
     stderr: () => errors,
     exited,
+    send(line) {
+      if (!child.stdin) throw new Error('spawnChild: started without { stdin: true }')
+      child.stdin.write(`${line}\n`)
+    },
     async kill(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return
       child.kill(signal)

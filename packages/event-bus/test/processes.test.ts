@@ -189,3 +189,105 @@ describe('Redis restart', () => {
     expect(consumer.stats().received).toBeGreaterThanOrEqual(count)
   }, 90_000)
 })
+
+describe('bridge across processes', () => {
+  let redis: RedisServer
+  let admin: Redis
+
+  beforeAll(async () => {
+    // Append-only file synced on every write, so a restart keeps the stream and the groups.
+    redis = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] })
+    admin = new Redis(redis.url, { maxRetriesPerRequest: null })
+    admin.on('error', () => undefined)
+  })
+
+  afterAll(async () => {
+    admin.disconnect()
+    await redis.stop()
+  })
+
+  function node(name: string, stream: string): Child {
+    const spawned = spawnChild(
+      'bridge-node.ts',
+      { REDIS_URL: redis.url, STREAM: stream, NODE: name },
+      { stdin: true },
+    )
+    children.push(spawned)
+    return spawned
+  }
+
+  /** The seqs a node's local bus received, with how many times each. */
+  function received(child: Child): Map<number, number> {
+    const counts = new Map<number, number>()
+    for (const line of child.lines) {
+      const match = /^got (\d+) /.exec(line)
+      if (match) counts.set(Number(match[1]), (counts.get(Number(match[1])) ?? 0) + 1)
+    }
+    return counts
+  }
+
+  async function stats(child: Child): Promise<Record<string, number>> {
+    const before = child.lines.length
+    child.send('stats')
+    await until(() => child.lines.slice(before).some((l) => l.startsWith('stats ')))
+    const line = child.lines.slice(before).find((l) => l.startsWith('stats '))!
+    return JSON.parse(line.slice('stats '.length))
+  }
+
+  it('events emitted on one process bus reach the other process bus exactly once each way, with no echo', async () => {
+    const stream = 'bridge:exchange'
+    const a = node('a', stream)
+    const b = node('b', stream)
+    await until(() => a.lines.includes('ready') && b.lines.includes('ready'), 20_000)
+    a.send('emit 1 100 0')
+    b.send('emit 101 150 0')
+    await until(() => received(a).size === 150 && received(b).size === 150, 30_000)
+    const all = range(150)
+    for (const child of [a, b]) {
+      const counts = received(child)
+      expect([...counts.keys()].sort((x, y) => x - y)).toEqual(all)
+      // Exactly once: an own event is not echoed back, a remote one not delivered twice.
+      expect([...counts.values()].every((times) => times === 1)).toBe(true)
+      expect(child.lines.filter((l) => l.startsWith('error'))).toEqual([])
+    }
+    // One stream entry per local event: nothing was forwarded back out.
+    expect(await admin.xlen(stream)).toBe(150)
+    const statsA = await stats(a)
+    expect(statsA).toMatchObject({ forwarded: 100, received: 50, skippedOwn: 100 })
+    // Everything each node received was acknowledged in its group.
+    const pendingOf = async (group: string) =>
+      Number(((await admin.call('XPENDING', stream, group)) as [number])[0])
+    await until(
+      async () => (await pendingOf('aide-bridge:a')) + (await pendingOf('aide-bridge:b')) === 0,
+    )
+    a.send('exit')
+    b.send('exit')
+    expect(await a.exited).toBe(0)
+    expect(await b.exited).toBe(0)
+  }, 60_000)
+
+  it('Redis down and restarted while a process emits: the other process still gets every event exactly once', async () => {
+    const stream = 'bridge:outage'
+    const count = 200
+    const a = node('a2', stream)
+    const b = node('b2', stream)
+    await until(() => a.lines.includes('ready') && b.lines.includes('ready'), 20_000)
+    a.send(`emit 1 ${count} 10`)
+    await until(() => received(b).size >= 40, 30_000)
+    await redis.kill('SIGKILL')
+    // Down for a while: the emitting bridge keeps its events and retries.
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    const duringOutage = received(b).size
+    await redis.restart()
+    await until(() => a.lines.some((l) => l === `emitted ${count}`), 60_000)
+    await until(() => received(b).size === count, 60_000)
+    expect(duringOutage).toBeLessThan(count)
+    const counts = received(b)
+    expect([...counts.keys()].sort((x, y) => x - y)).toEqual(range(count))
+    expect([...counts.values()].every((times) => times === 1)).toBe(true)
+    // The local bus of the emitting process saw each of its own events once.
+    expect([...received(a).values()].every((times) => times === 1)).toBe(true)
+    expect(received(a).size).toBe(count)
+    expect((await stats(a)).retries).toBeGreaterThan(0)
+  }, 120_000)
+})

@@ -8,6 +8,7 @@ import { type RedisServer, startRedis } from '../../../scripts/redis.mjs'
 import { createRedisTransport, type RedisTransport, type TransportEvent } from '../src/redis.js'
 import { assertJsonSafe, loadRedis } from '../src/redis-support.js'
 import { until } from './helpers.js'
+import { type ConformanceEvents, testTransport } from './transport-conformance.js'
 
 type Events = {
   'job.created': { seq: number }
@@ -45,6 +46,32 @@ afterAll(async () => {
   admin.disconnect()
   await redis.stop()
 })
+
+testTransport(
+  'redis',
+  async () => {
+    const stream = nextStream()
+    const created = await createRedisTransport<ConformanceEvents>({ url: redis.url, stream })
+    open.push(created)
+    return {
+      transport: created,
+      pending: (group) => created.pending(group),
+      deadLetters: async () => {
+        const rows = (await admin.xrange(created.deadLetterStream, '-', '+')) as Array<
+          [string, string[]]
+        >
+        return rows.map(([, fields]) => {
+          const get = (name: string) => {
+            const index = fields.indexOf(name)
+            return index >= 0 ? fields[index + 1] : undefined
+          }
+          return { id: get('id'), reason: get('reason') ?? '' }
+        })
+      },
+    }
+  },
+  { blockMs: 100, claimIdleMs: 200, claimIntervalMs: 50 },
+)
 
 describe('redis transport', () => {
   it('publishes and consumes with the publisher id, type, payload and delivery count, then acknowledges', async () => {
