@@ -342,7 +342,27 @@ class Slot {
     readonly manifest: PluginManifest,
     readonly granted: GrantedCapabilities,
     readonly denied: string[],
-  ) {}
+  ) {
+    this.exports = new Set(manifest.entries.map((entry) => entry.export))
+    this.labels = { plugin: manifest.id }
+    this.okLabels = { plugin: manifest.id, outcome: 'ok' }
+  }
+
+  /** Exports the manifest declares as entry points. */
+  readonly exports: Set<string>
+  /** Metric labels, built once. */
+  readonly labels: { plugin: string }
+  readonly okLabels: { plugin: string; outcome: 'ok' }
+
+  idleInstance(): Instance | undefined {
+    for (const instance of this.instances) {
+      if (!instance.busy) {
+        instance.busy = true
+        return instance
+      }
+    }
+    return undefined
+  }
 
   httpCount(slot: keyof typeof HTTP_COUNTERS): number {
     return Number(Atomics.load(this.http, HTTP_COUNTERS[slot]))
@@ -431,6 +451,8 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
     help: 'Duration of successful plugin calls',
     unit: 'seconds',
   })
+  // With the no-op meter, skip building label objects on every call.
+  const metered = meter !== noopMeter
   const maxPages = Math.floor(limits.memoryBytes / WASM_PAGE_BYTES)
   const slots = new Map<string, Slot>()
   const countedFailures = new WeakSet<object>()
@@ -729,11 +751,8 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
   }
 
   function acquire(slot: Slot, signal: AbortSignal): Promise<Instance> {
-    const idle = slot.instances.find((i) => !i.busy)
-    if (idle) {
-      idle.busy = true
-      return Promise.resolve(idle)
-    }
+    const idle = slot.idleInstance()
+    if (idle) return Promise.resolve(idle)
     if (slot.instances.length + slot.spawning < limits.concurrency) {
       slot.spawning++
       return slot.spawn().then(
@@ -852,6 +871,92 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
     }).unref()
   }
 
+  /** Turns a failed plugin call into the host's error, counts it, emits, and says how to retire the instance. */
+  function callFailure(
+    slot: Slot,
+    exportName: string,
+    error: unknown,
+  ): { failure: AideError; retire: 'timeout' | 'crash' } {
+    const pluginId = slot.manifest.id
+    if (slot.closed) {
+      return {
+        failure: new AideError('E_DISPOSED', `plugins: ${pluginId} was unloaded during the call`),
+        retire: 'crash',
+      }
+    }
+    const message = error instanceof Error ? error.message : String(error)
+    const reported = (error as Partial<GuestFailure> | undefined)?.aideCode
+    if (reported !== undefined) {
+      // A host function refused (permission, limit, time) or failed (network).
+      const code = (AIDE_ERROR_CODES as readonly string[]).includes(reported)
+        ? (reported as AideErrorCode)
+        : 'E_PLUGIN'
+      const failure = new AideError(code, `plugins: ${pluginId}.${exportName}: ${message}`, {
+        cause: error,
+        details: { ...(error as GuestFailure).aideDetails, pluginId, export: exportName },
+      })
+      if (code === 'E_TIMEOUT') {
+        slot.counts.timeouts++
+        emit('plugin-timeout', { pluginId, export: exportName, timeoutMs: limits.timeoutMs })
+        return { failure, retire: 'timeout' }
+      }
+      emit('plugin-error', { pluginId, export: exportName, code, message })
+      return { failure, retire: 'crash' }
+    }
+    const failure = new AideError(
+      'E_PLUGIN',
+      `plugins: ${pluginId}.${exportName} failed: ${message}`,
+      { cause: error, details: { pluginId, export: exportName } },
+    )
+    emit('plugin-error', { pluginId, export: exportName, code: failure.code, message })
+    return { failure, retire: 'crash' }
+  }
+
+  function recordFailure(slot: Slot, error: AideError): void {
+    slot.counts.errors++
+    countedFailures.add(error)
+    if (metered) callCounter.inc(1, { plugin: slot.manifest.id, outcome: outcomeOf(error) })
+  }
+
+  function recordSuccess(slot: Slot, elapsedMs: number): void {
+    slot.recordLatency(elapsedMs)
+    if (metered) {
+      callCounter.inc(1, slot.okLabels)
+      callDuration.observe(elapsedMs / 1000, slot.labels)
+    }
+  }
+
+  /**
+   * Runs a call on an instance nothing but the host's own limit can stop: no
+   * caller signal or deadline. The hot path: no listeners, and a timer only
+   * where a runaway call can be killed (worker isolation).
+   */
+  function executeUnsignalled(
+    slot: Slot,
+    instance: Instance,
+    exportName: string,
+    input: Uint8Array,
+  ): Promise<Uint8Array> {
+    if (isolation === 'worker') return execute(slot, instance, exportName, input, NEVER_ABORTED)
+    slot.counts.inFlight++
+    const started = performance.now()
+    return instance.plugin.call(exportName, input, limits.timeoutMs).then(
+      (output) => {
+        slot.counts.inFlight--
+        release(slot, instance)
+        recordSuccess(slot, performance.now() - started)
+        return output
+      },
+      (error: unknown) => {
+        slot.counts.inFlight--
+        const { failure, retire: reason } = callFailure(slot, exportName, error)
+        retire(slot, instance, reason)
+        recordFailure(slot, failure)
+        throw failure
+      },
+    )
+  }
+
   function execute(
     slot: Slot,
     instance: Instance,
@@ -860,6 +965,7 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
     signal: AbortSignal,
   ) {
     const pluginId = slot.manifest.id
+    const listens = signal !== NEVER_ABORTED
     return new Promise<Uint8Array>((resolvePromise, rejectPromise) => {
       let settled = false
       let timer: TimerHandle | undefined
@@ -872,20 +978,15 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
         if (settled) return
         settled = true
         if (timer !== undefined) clock.clearTimer(timer)
-        signal.removeEventListener('abort', onAbort)
+        if (listens) signal.removeEventListener('abort', onAbort)
         slot.counts.inFlight--
         if (retireReason) retire(slot, instance, retireReason)
         else release(slot, instance)
         if (error) {
-          slot.counts.errors++
-          countedFailures.add(error)
-          callCounter.inc(1, { plugin: pluginId, outcome: outcomeOf(error) })
+          recordFailure(slot, error)
           rejectPromise(error)
         } else {
-          const elapsed = performance.now() - started
-          slot.recordLatency(elapsed)
-          callCounter.inc(1, { plugin: pluginId, outcome: 'ok' })
-          callDuration.observe(elapsed / 1000, { plugin: pluginId })
+          recordSuccess(slot, performance.now() - started)
           resolvePromise(output!)
         }
       }
@@ -909,103 +1010,76 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
           )
         }, limits.timeoutMs)
       }
-      signal.addEventListener('abort', onAbort, { once: true })
+      if (listens) signal.addEventListener('abort', onAbort, { once: true })
       instance.plugin.call(exportName, input, limits.timeoutMs).then(
         (output) => finish(undefined, output),
         (error: unknown) => {
-          if (slot.closed) {
-            const gone = new AideError(
-              'E_DISPOSED',
-              `plugins: ${pluginId} was unloaded during the call`,
-            )
-            finish(gone, undefined, 'crash')
-            return
-          }
-          const message = error instanceof Error ? error.message : String(error)
-          const reported = (error as Partial<GuestFailure> | undefined)?.aideCode
-          if (reported !== undefined) {
-            const code = (AIDE_ERROR_CODES as readonly string[]).includes(reported)
-              ? (reported as AideErrorCode)
-              : 'E_PLUGIN'
-            // A host function refused (permission, limit, time) or failed (network).
-            const failure = new AideError(code, `plugins: ${pluginId}.${exportName}: ${message}`, {
-              cause: error,
-              details: { ...(error as GuestFailure).aideDetails, pluginId, export: exportName },
-            })
-            if (code === 'E_TIMEOUT') {
-              slot.counts.timeouts++
-              emit('plugin-timeout', { pluginId, export: exportName, timeoutMs: limits.timeoutMs })
-              finish(failure, undefined, 'timeout')
-            } else {
-              emit('plugin-error', { pluginId, export: exportName, code, message })
-              finish(failure, undefined, 'crash')
-            }
-            return
-          }
-          const failure = new AideError(
-            'E_PLUGIN',
-            `plugins: ${pluginId}.${exportName} failed: ${message}`,
-            {
-              cause: error,
-              details: { pluginId, export: exportName },
-            },
-          )
-          emit('plugin-error', { pluginId, export: exportName, code: failure.code, message })
-          finish(failure, undefined, 'crash')
+          const { failure, retire: reason } = callFailure(slot, exportName, error)
+          finish(failure, undefined, reason)
         },
       )
     })
   }
 
-  async function call(
+  function call(
     pluginId: string,
     exportName: string,
     input: string | Uint8Array,
-    callOptions: DeadlineOptions = {},
+    callOptions?: DeadlineOptions,
   ): Promise<Uint8Array> {
-    assertOpen()
-    const slot = getSlot(pluginId, 'pluginId')
-    assertString(exportName, 'exportName')
-    if (!slot.manifest.entries.some((entry) => entry.export === exportName)) {
-      throw new AideError(
-        'E_NOT_FOUND',
-        `plugins: ${pluginId} declares no entry point "${exportName}"`,
-        {
-          details: { pluginId, export: exportName },
-        },
-      )
-    }
-    if (typeof input !== 'string' && !(input instanceof Uint8Array)) {
-      throw invalidInput('input', 'must be a string or a Uint8Array')
-    }
-    validateDeadlineOptions(callOptions, 'options')
-    let bytes = typeof input === 'string' ? ENCODER.encode(input) : input
-    // Extism hands the plugin the view's whole underlying buffer (and a worker
-    // receives it whole): a view into a larger buffer, such as a pooled Buffer,
-    // is copied so the plugin sees only its own input.
-    // (`new Uint8Array(view)` copies; a Buffer's `slice()` would not.)
-    if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength)
-      bytes = new Uint8Array(bytes)
-    if (bytes.byteLength > limits.maxInputBytes) {
-      throw new AideError(
-        'E_LIMIT',
-        `plugins: input of ${bytes.byteLength} bytes exceeds limits.maxInputBytes (${limits.maxInputBytes})`,
-        {
-          details: { field: 'input', bytes: bytes.byteLength },
-        },
-      )
+    let slot: Slot
+    let bytes: Uint8Array
+    try {
+      assertOpen()
+      slot = getSlot(pluginId, 'pluginId')
+      assertString(exportName, 'exportName')
+      if (!slot.exports.has(exportName)) {
+        throw new AideError(
+          'E_NOT_FOUND',
+          `plugins: ${pluginId} declares no entry point "${exportName}"`,
+          { details: { pluginId, export: exportName } },
+        )
+      }
+      if (typeof input === 'string') bytes = ENCODER.encode(input)
+      else if (input instanceof Uint8Array) {
+        bytes = input
+        // Extism hands the plugin the view's whole underlying buffer (and a
+        // worker receives it whole): a view into a larger buffer, such as a
+        // pooled Buffer, is copied so the plugin sees only its own input.
+        // (`new Uint8Array(view)` copies; a Buffer's `slice()` would not.)
+        if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength)
+          bytes = new Uint8Array(bytes)
+      } else throw invalidInput('input', 'must be a string or a Uint8Array')
+      validateDeadlineOptions(callOptions, 'options')
+      if (bytes.byteLength > limits.maxInputBytes) {
+        throw new AideError(
+          'E_LIMIT',
+          `plugins: input of ${bytes.byteLength} bytes exceeds limits.maxInputBytes (${limits.maxInputBytes})`,
+          { details: { field: 'input', bytes: bytes.byteLength } },
+        )
+      }
+    } catch (error) {
+      return Promise.reject(error)
     }
     slot.counts.calls++
+    if (callOptions?.signal === undefined && callOptions?.timeoutMs === undefined) {
+      // Fast path: nothing can cancel the call except the host's own hard limit.
+      const idle = slot.idleInstance()
+      if (idle) return executeUnsignalled(slot, idle, exportName, bytes)
+    }
+    return callWaiting(slot, exportName, bytes, callOptions ?? {})
+  }
+
+  async function callWaiting(
+    slot: Slot,
+    exportName: string,
+    bytes: Uint8Array,
+    callOptions: DeadlineOptions,
+  ): Promise<Uint8Array> {
+    const pluginId = slot.manifest.id
     try {
       if (callOptions.signal === undefined && callOptions.timeoutMs === undefined) {
-        // Fast path: nothing can cancel the call except the host's own hard limit.
-        return await execute(
-          slot,
-          await acquire(slot, NEVER_ABORTED),
-          exportName,
-          bytes,
-          NEVER_ABORTED,
-        )
+        return await executeUnsignalled(slot, await acquire(slot, NEVER_ABORTED), exportName, bytes)
       }
       return await withDeadline(
         async (signal) => {
@@ -1019,7 +1093,7 @@ export function createPluginHost(options: PluginHostOptions): PluginHost {
       // Failures while running were counted by execute(); count the ones that ended a wait.
       if (!countedFailures.has(error as object)) {
         slot.counts.errors++
-        callCounter.inc(1, { plugin: pluginId, outcome: outcomeOf(error) })
+        if (metered) callCounter.inc(1, { plugin: pluginId, outcome: outcomeOf(error) })
         if (isAideError(error) && error.code === 'E_CANCELLED') slot.counts.cancellations++
       }
       throw error
