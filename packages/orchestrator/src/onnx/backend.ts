@@ -61,12 +61,16 @@ export interface ModelVariant {
 export interface BatchingOptions {
   /** Most rows (batch-axis entries) in one run. Default 32. */
   maxBatch?: number
-  /** Longest time a request waits for company, in ms. Default 1. */
+  /**
+   * Longest time a request waits for company when `dispatchWhenIdle` is
+   * `false`, in ms. Default 1.
+   */
   maxDelayMs?: number
   /**
-   * Send a request at once when no batch of its kind is running (default
-   * true): a lone caller pays no delay, and requests arriving while a batch
-   * runs are stacked into the next one. `false` always waits up to `maxDelayMs`.
+   * Send a request at once, alone, when a session is free and nothing is
+   * queued (default true): a lone caller pays no delay, and requests arriving
+   * while the sessions are busy are stacked into the next batch, sent as soon
+   * as one is free. `false` always waits for company, up to `maxDelayMs`.
    */
   dispatchWhenIdle?: boolean
 }
@@ -390,10 +394,8 @@ export class LocalOnnxBackend implements ModelBackend {
                 `${this.kind}: inference`,
               )
       throwIfAborted(signal, `${this.kind}: inference`)
-      const tensors: Record<string, TensorData> = {}
-      for (const [name, t] of Object.entries(outputs))
-        tensors[name] = { type: t.type, data: t.data, dims: t.dims }
-      return { output: { tensors }, finishReason: 'stop' }
+      // Output tensors are already plain { type, data, dims } objects this call owns.
+      return { output: { tensors: outputs }, finishReason: 'stop' }
     } catch (error) {
       if (AideError.isInstance(error) && error.code === 'E_CANCELLED') this.counters.cancelled++
       else this.counters.errors++

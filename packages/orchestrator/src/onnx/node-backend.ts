@@ -21,7 +21,7 @@ import { WorkerExecutor } from './worker-executor.js'
 export interface OnnxBackendOptions extends LocalBackendOptions {
   /**
    * Where `session.run` executes. `'worker'` (default) runs sessions in
-   * worker threads (piscina), because onnxruntime-node's `session.run`
+   * worker threads, because onnxruntime-node's `session.run`
    * blocks the event loop for the whole inference; `'inline'` runs them on
    * the calling thread (lowest overhead, blocks the event loop).
    */

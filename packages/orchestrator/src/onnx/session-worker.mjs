@@ -1,37 +1,98 @@
-// Worker-thread side of the onnxruntime-node backend (run by piscina).
-// Each worker creates one session per model variant on first use and keeps it
-// for its lifetime: creating and releasing sessions repeatedly leaks memory in
-// onnxruntime-node, and session.run blocks the thread it runs on.
-import { workerData } from 'node:worker_threads'
+// Worker-thread side of the onnxruntime-node backend (see worker-executor.ts).
+// The worker creates one session per model variant when it starts and keeps
+// them for its lifetime (creating and releasing sessions repeatedly leaks
+// memory in onnxruntime-node), then answers run requests:
+//   main -> worker: { id, variant, feeds: { [name]: { type, data, dims } } }
+//   worker -> main: { id, outputs } or { id, error: { name, message } }
+// Startup ends with { ready: signatures } or { failed: { name, message } }.
+//
+// main -> worker { close: true } ends the worker from the inside, once its
+// runs are done: Worker.terminate() from the main thread while this thread is
+// inside onnxruntime-node's native session.run aborts the whole process
+// ("terminate called after throwing an instance of 'Napi::Error'", seen with
+// onnxruntime-node 1.30 on Node 20), so the pool never terminates a worker.
+import { parentPort, workerData } from 'node:worker_threads'
 import * as ortModule from 'onnxruntime-node'
 
 const ort = ortModule.InferenceSession ? ortModule : ortModule.default
 const sessions = new Map()
+let active = 0
+let closing = false
 
-function session(variant) {
-  let pending = sessions.get(variant)
-  if (!pending) {
-    const bytes = workerData.models[variant]
-    if (!bytes) throw new Error(`unknown model variant "${variant}"`)
+function describe(error) {
+  return { name: error?.name ?? 'Error', message: error?.message ?? String(error) }
+}
+
+async function start() {
+  const signatures = {}
+  for (const [variant, shared] of Object.entries(workerData.models)) {
     // onnxruntime-node refuses views of a SharedArrayBuffer: copy once per worker.
-    const copy = new Uint8Array(bytes.byteLength)
-    copy.set(new Uint8Array(bytes))
-    pending = ort.InferenceSession.create(copy, workerData.sessionOptions)
-    sessions.set(variant, pending)
+    const bytes = new Uint8Array(shared.byteLength)
+    bytes.set(new Uint8Array(shared))
+    const session = await ort.InferenceSession.create(bytes, workerData.sessionOptions)
+    sessions.set(variant, session)
+    signatures[variant] = {
+      inputNames: [...session.inputNames],
+      outputNames: [...session.outputNames],
+    }
   }
-  return pending
+  return signatures
 }
 
-export default async function handle(task) {
-  const s = await session(task.variant)
-  if (task.op === 'describe')
-    return { inputNames: [...s.inputNames], outputNames: [...s.outputNames] }
+async function run(message) {
+  const session = sessions.get(message.variant)
+  if (!session) throw new Error(`unknown model variant "${message.variant}"`)
   const feeds = {}
-  for (const [name, t] of Object.entries(task.feeds))
+  for (const name in message.feeds) {
+    const t = message.feeds[name]
     feeds[name] = new ort.Tensor(t.type, t.data, t.dims)
-  const outputs = await s.run(feeds)
-  const result = {}
-  for (const [name, t] of Object.entries(outputs))
-    result[name] = { type: t.type, dims: [...t.dims], data: t.data }
-  return result
+  }
+  const results = await session.run(feeds)
+  const outputs = {}
+  for (const name in results) {
+    const t = results[name]
+    outputs[name] = { type: t.type, dims: t.dims, data: t.data }
+  }
+  return outputs
 }
+
+const starting = start()
+
+async function exitWhenIdle() {
+  if (!closing || active > 0) return
+  await starting.catch(() => undefined)
+  for (const session of sessions.values()) await session.release().catch(() => undefined)
+  sessions.clear()
+  process.exit(0)
+}
+
+function settled() {
+  active--
+  void exitWhenIdle()
+}
+
+parentPort.on('message', (message) => {
+  if (message.close) {
+    closing = true
+    void exitWhenIdle()
+    return
+  }
+  active++
+  run(message).then(
+    // Outputs are copied, not transferred: for the outputs of one run of a small
+    // model, a transfer list measured slower than the copy.
+    (outputs) => {
+      parentPort.postMessage({ id: message.id, outputs })
+      settled()
+    },
+    (error) => {
+      parentPort.postMessage({ id: message.id, error: describe(error) })
+      settled()
+    },
+  )
+})
+
+starting.then(
+  (signatures) => parentPort.postMessage({ ready: signatures }),
+  (error) => parentPort.postMessage({ failed: describe(error) }),
+)
