@@ -126,6 +126,17 @@ function syncCase(name: string, note: string, sides: SyncSide[]): void {
   syncCases.push({ name, note, sides, runners: sides.map(compileRunner), iterations: [] })
 }
 
+/**
+ * CPU time of this process in ms (user + system). The synchronous cases time
+ * rounds with it rather than the wall clock: on a shared 2-core machine the
+ * process is often descheduled for other work, which the wall clock would
+ * charge to whichever library happened to be running.
+ */
+function cpuMs(): number {
+  const usage = process.cpuUsage()
+  return (usage.user + usage.system) / 1000
+}
+
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
   const mid = sorted.length >> 1
@@ -152,9 +163,9 @@ function measureSyncCases(): void {
       run(side.target, side.payload, 50_000)
       let n = 1_000
       for (;;) {
-        const start = performance.now()
+        const start = cpuMs()
         run(side.target, side.payload, n)
-        const elapsed = performance.now() - start
+        const elapsed = cpuMs() - start
         if (elapsed >= roundMs / 4) {
           c.iterations[s] = Math.max(1, Math.round((n * roundMs) / elapsed))
           break
@@ -174,9 +185,9 @@ function measureSyncCases(): void {
         const s = round % 2 === 0 ? offset : count - 1 - offset
         const side = c.sides[s]!
         const n = c.iterations[s]!
-        const start = performance.now()
+        const start = cpuMs()
         c.runners[s]!(side.target, side.payload, n)
-        const opsPerSec = (n / (performance.now() - start)) * 1000
+        const opsPerSec = (n / (cpuMs() - start)) * 1000
         samples[s]!.push(opsPerSec)
         perRound[s] = opsPerSec
       }
