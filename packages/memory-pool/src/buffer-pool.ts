@@ -101,8 +101,15 @@ export interface PoolHandle {
   readonly pooled: boolean
   /** True once released (or once the pool reclaimed a leaked handle). */
   readonly released: boolean
-  /** The underlying ArrayBuffer (its length is `capacity`; with `zeroOnReuse` all of it is zeroed when released). */
+  /**
+   * The underlying ArrayBuffer. For pooled handles its length is `capacity`
+   * and, with `zeroOnReuse`, all of it is zeroed when released. Small bypassed
+   * requests (under `minPooledSize`) are slices of a shared slab: their bytes
+   * start at `byteOffset`, and the rest of the buffer belongs to other handles.
+   */
   readonly buffer: ArrayBuffer
+  /** Where this handle's bytes start in `buffer` (0 except for small bypassed requests). */
+  readonly byteOffset: number
   /** A `Uint8Array` over the first `byteLength` bytes. */
   bytes(): Uint8Array
   /** A typed view over the first `byteLength` bytes (the length is rounded down to whole elements). */
@@ -297,6 +304,12 @@ interface LeakRecord {
 }
 
 const NO_CLASS = -1
+/** Bytes of a slab that small bypassed requests are carved from. */
+const SLAB_SIZE = 32 * 1024
+/** Largest request served from a slab (a quarter of it, so a slab serves at least four). */
+const SLAB_MAX_REQUEST = SLAB_SIZE / 4
+/** Slab slices start at multiples of 8, so every element view is aligned. */
+const SLAB_ALIGN = 8
 
 type ReturnFunction = (handle: Handle, bytes: Uint8Array) => void
 
@@ -327,6 +340,10 @@ class Handle implements PoolHandle {
     return this.#live().buffer as ArrayBuffer
   }
 
+  get byteOffset(): number {
+    return this.#live().byteOffset
+  }
+
   bytes(): Uint8Array {
     const bytes = this.#live()
     return this.byteLength === bytes.byteLength ? bytes : bytes.subarray(0, this.byteLength)
@@ -338,7 +355,7 @@ class Handle implements PoolHandle {
     const size = ELEMENT_BYTES[kind]
     return new CONSTRUCTORS[kind](
       bytes.buffer as ArrayBuffer,
-      0,
+      bytes.byteOffset,
       Math.floor(this.byteLength / size),
     )
   }
@@ -364,7 +381,8 @@ class Handle implements PoolHandle {
   }
 
   dataView(): DataView {
-    return new DataView(this.#live().buffer, 0, this.byteLength)
+    const bytes = this.#live()
+    return new DataView(bytes.buffer, bytes.byteOffset, this.byteLength)
   }
 
   release(): void {
@@ -448,6 +466,8 @@ export class BufferPool {
   #compactedBytes = 0
   #outstanding = 0
   #compactCursor = 0
+  #slab: ArrayBuffer | undefined
+  #slabOffset = 0
 
   constructor(options: BufferPoolOptions = {}) {
     assertObject(options, 'options')
@@ -715,7 +735,7 @@ export class BufferPool {
     if (!Number.isInteger(size) || size < 0) assertNumber(size, 'size', { integer: true, min: 0 })
     if (size < this.#minPooledSize || size > this.#maxPooledSize) {
       this.#bypassed++
-      return this.#unpooledHandle(size)
+      return this.#unpooledHandle(size, size < this.#minPooledSize && size <= SLAB_MAX_REQUEST)
     }
     const capacity = classSize(size)
     const idx = classIndex(capacity)
@@ -780,8 +800,27 @@ export class BufferPool {
     return handle
   }
 
-  #unpooledHandle(size: number): PoolHandle {
+  /**
+   * A buffer outside the pool. Small requests are carved from a shared slab
+   * (as Node's `Buffer.allocUnsafe` pool does, but zeroed: a slab is fresh
+   * memory and no slice is ever handed out twice), which saves an allocation
+   * of external memory per request; the slab is reclaimed by the garbage
+   * collector once none of its slices is reachable.
+   */
+  #unpooledHandle(size: number, fromSlab = false): PoolHandle {
     let bytes: Uint8Array
+    if (fromSlab) {
+      const aligned = (size + SLAB_ALIGN - 1) & ~(SLAB_ALIGN - 1)
+      let slab = this.#slab
+      if (slab === undefined || this.#slabOffset + aligned > SLAB_SIZE) {
+        slab = new ArrayBuffer(SLAB_SIZE)
+        this.#slab = slab
+        this.#slabOffset = 0
+      }
+      bytes = new Uint8Array(slab, this.#slabOffset, size)
+      this.#slabOffset += aligned
+      return this.#outsideHandle(bytes, size)
+    }
     try {
       bytes = new Uint8Array(size)
     } catch (error) {
@@ -794,6 +833,10 @@ export class BufferPool {
         },
       )
     }
+    return this.#outsideHandle(bytes, size)
+  }
+
+  #outsideHandle(bytes: Uint8Array, size: number): PoolHandle {
     this.#outstanding++
     const handle = new Handle(this.#returnFunction, bytes, size, NO_CLASS)
     if (this.#registry) {

@@ -142,6 +142,33 @@ describe('BufferPool', () => {
     expect(kept[0]).toBe(5)
   })
 
+  it('carves small requests from a zeroed slab: aligned, disjoint, and views start at byteOffset', () => {
+    const pool = makePool({ debug: true })
+    const a = pool.acquireExact(100)
+    const b = pool.acquireExact(13)
+    expect(a.pooled).toBe(false)
+    expect(b.buffer).toBe(a.buffer)
+    expect(b.byteOffset % 8).toBe(0)
+    expect(b.byteOffset).toBeGreaterThanOrEqual(a.byteOffset + 100)
+    expect(a.bytes().every((value) => value === 0)).toBe(true)
+    a.bytes().fill(0xff)
+    // Writing through every kind of view of one handle leaves its neighbour alone.
+    b.view('float64')[0] = 1.5
+    b.dataView().setUint8(12, 7)
+    expect(b.bytes()[12]).toBe(7)
+    expect(b.view('float64')[0]).toBe(1.5)
+    expect(a.bytes().every((value) => value === 0xff)).toBe(true)
+    // A release (even in debug mode) does not detach the shared slab.
+    a.release()
+    expect(b.bytes()[12]).toBe(7)
+    b.release()
+    // A fresh slice is zero even though the slab held data before.
+    const c = pool.acquireExact(100)
+    expect(c.bytes().every((value) => value === 0)).toBe(true)
+    c.release()
+    expect(pool.stats()).toMatchObject({ bypassed: 3, inUseBytes: 0, outstandingHandles: 0 })
+  })
+
   it('bypasses the pool for small and oversize requests', () => {
     const pool = makePool({ minPooledSize: 4 * KiB, maxPooledSize: 1 * MiB })
     const small = pool.acquire(100)
@@ -439,9 +466,17 @@ describe('BufferPool', () => {
             )
             expect(stats.highWaterBytes).toBeGreaterThanOrEqual(stats.inUseBytes)
           }
-          // No two live handles share memory.
-          const buffers = live.map((entry) => entry.handle.buffer)
-          expect(new Set(buffers).size).toBe(buffers.length)
+          // No two live handles share memory (small ones may share a slab, never a byte).
+          const ranges = live
+            .map(({ handle }) => ({
+              buffer: handle.buffer,
+              start: handle.byteOffset,
+              end: handle.byteOffset + handle.capacity,
+            }))
+            .sort((a, b) => a.start - b.start)
+          for (const [i, a] of ranges.entries())
+            for (const b of ranges.slice(i + 1))
+              if (a.buffer === b.buffer) expect(b.start).toBeGreaterThanOrEqual(a.end)
           pool.dispose()
         },
       ),
