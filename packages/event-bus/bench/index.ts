@@ -30,8 +30,9 @@ const payload = { uri: 'file:///a.ts' }
 
 /**
  * Times async operations in alternating rounds (subject, peer, peer, subject…)
- * with a warm-up, keeping each side's best round: on a shared machine the
- * best round is the least disturbed one. Records ops/s.
+ * after a warm-up, and records the median ops/s of each side over the rounds.
+ * Rounds are timed in process CPU time (see {@link cpuMs}): these loops are
+ * CPU-bound (no I/O), so time spent descheduled does not count.
  */
 async function compareLoop(
   caseName: string,
@@ -41,18 +42,17 @@ async function compareLoop(
   note?: string,
 ): Promise<void> {
   if (!report.wants(caseName)) return
-  const rounds = options.quick ? 3 : 8
+  const rounds = options.quick ? 5 : 15
   const sides = [subject, peer]
   for (const side of sides) for (let i = 0; i < opsPerRound; i++) await side.fn()
-  const best = [0, 0]
+  const samples: number[][] = [[], []]
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? [0, 1] : [1, 0]
     for (const index of order) {
       const side = sides[index]!
-      const start = performance.now()
+      const start = cpuMs()
       for (let i = 0; i < opsPerRound; i++) await side.fn()
-      const opsPerSec = (opsPerRound / (performance.now() - start)) * 1000
-      best[index] = Math.max(best[index]!, opsPerSec)
+      samples[index]!.push((opsPerRound / (cpuMs() - start)) * 1000)
     }
   }
   report.add({
@@ -60,10 +60,10 @@ async function compareLoop(
     subject: subject.name,
     peer: peer.name,
     metric: 'ops/s',
-    subjectValue: best[0]!,
-    peerValue: best[1]!,
+    subjectValue: median(samples[0]!),
+    peerValue: median(samples[1]!),
     higherIsBetter: true,
-    ...(note ? { note } : {}),
+    note: `${note ? `${note}; ` : ''}medians of ${rounds} alternating rounds`,
   })
 }
 

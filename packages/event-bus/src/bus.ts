@@ -433,6 +433,8 @@ class Bus<Events extends object> implements EventBus<Events> {
   readonly #deadLetterCapacity: number
   readonly #defaults: Required<Pick<SubscribeOptions, 'concurrency' | 'queueSize' | 'overflow'>>
   readonly #failureCounter
+  /** Metric labels, built once: a failing listener should not allocate them per failure. */
+  readonly #labels: Readonly<Record<string, string>>
   readonly #dropCounter
   /** Subscriptions in subscription order. */
   #subs: Subscription[] = []
@@ -463,6 +465,7 @@ class Bus<Events extends object> implements EventBus<Events> {
       overflow: defaults.overflow ?? 'wait',
     }
     const meter = options.meter ?? noopMeter
+    this.#labels = Object.freeze({ bus: this.#name })
     this.#failureCounter = meter.counter('aide_event_bus_failures_total', {
       help: 'Event deliveries whose listener threw or rejected',
     })
@@ -1026,7 +1029,7 @@ class Bus<Events extends object> implements EventBus<Events> {
     sub.dropped++
     const stats = this.#typeStats.get(type)
     if (stats) stats.dropped++
-    this.#dropCounter.inc(1, { bus: this.#name })
+    this.#dropCounter.inc(1, this.#labels)
   }
 
   // ------------------------------------------------------------------ errors
@@ -1040,7 +1043,7 @@ class Bus<Events extends object> implements EventBus<Events> {
   ): void {
     sub.failed++
     stats.failed++
-    this.#failureCounter.inc(1, { bus: this.#name })
+    this.#failureCounter.inc(1, this.#labels)
     const wrapped =
       AideError.isInstance(error) && error.details.subscriber !== undefined
         ? error
