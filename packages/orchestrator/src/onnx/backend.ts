@@ -324,6 +324,7 @@ export class LocalOnnxBackend implements ModelBackend {
           maxDelayMs: options.batching?.maxDelayMs ?? 1,
           dispatchWhenIdle: options.batching?.dispatchWhenIdle ?? true,
           maxConcurrentBatches: parallelism,
+          abandonRunning: executor.mode !== 'inline',
           clock: options.clock ?? systemClock,
           allocator: this.allocator,
         },

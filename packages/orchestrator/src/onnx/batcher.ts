@@ -63,6 +63,13 @@ export interface BatcherSettings {
   maxConcurrentBatches: number
   /** Send a request at once when a slot is free, instead of waiting for company. */
   dispatchWhenIdle: boolean
+  /**
+   * Whether a caller whose signal aborts while its request runs should stop
+   * waiting at once. False for in-thread runs: they finish before an abort
+   * could be seen, and the listener bookkeeping is a measurable share of a
+   * small model's run.
+   */
+  abandonRunning: boolean
 }
 
 /** Counters of a {@link DynamicBatcher}. */
@@ -199,7 +206,7 @@ export class DynamicBatcher {
     }
     // Registered before the caller's handlers, so the slot is free again when the caller resumes.
     work.then(this.onLoneDone, this.onLoneDone)
-    if (!signal) return work
+    if (!signal || !this.settings.abandonRunning) return work
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         this.counters.cancelled++
@@ -275,7 +282,7 @@ export class DynamicBatcher {
   /** A batch finished: free its slot and send what waits, oldest queue first. */
   private finished(): void {
     this.running--
-    if (this.closed) return
+    if (this.closed || this.queuedItems === 0) return
     for (const queue of this.queues.values()) {
       if (this.running >= this.settings.maxConcurrentBatches) break
       if (this.settings.dispatchWhenIdle || queue.due || queue.rows >= this.settings.maxBatch)
