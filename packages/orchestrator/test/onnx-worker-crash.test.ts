@@ -229,7 +229,7 @@ describe('onnx worker lifetime', () => {
   // A script awaiting a worker-backed model must not exit before the answer
   // (exit code 13, "unsettled top-level await"), and an idle pool it forgot to
   // dispose must not keep it running.
-  it('a script exits on its own, with or without dispose, and never before its results', async () => {
+  it('a script exits on its own, with or without dispose, never before its results, whatever its Node flags', async () => {
     const script = `
       import { createOnnxBackend } from '@aide/orchestrator/onnx'
       import { linearModel } from ${JSON.stringify(new URL('./onnx-fixtures.ts', import.meta.url).href)}
@@ -253,7 +253,16 @@ describe('onnx worker lifetime', () => {
     }>((resolve, reject) => {
       const child = spawn(
         process.execPath,
-        ['--conditions=@aide/source', '--import', 'tsx', '--input-type=module', '-e', script],
+        [
+          // Flags a worker would refuse if it inherited them or was given them.
+          '--trace-gc',
+          '--conditions=@aide/source',
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          script,
+        ],
         {
           cwd: fileURLToPath(new URL('..', import.meta.url)),
           stdio: ['ignore', 'pipe', 'pipe'],
@@ -270,7 +279,11 @@ describe('onnx worker lifetime', () => {
       child.on('error', reject)
       child.on('close', (exitCode) => resolve({ stdout: out, stderr: err, code: exitCode }))
     })
-    expect(stdout.trim().split('\n'), stderr).toEqual([
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .filter((line) => !line.startsWith('[')) // --trace-gc output
+    expect(lines, stderr).toEqual([
       'answer 1 1x3',
       'disposed 1',
       'answer 2 1x3',

@@ -172,9 +172,10 @@ export class WorkerExecutor implements Executor {
       }
       const worker = new Worker(path, {
         workerData: { models: this.models, sessionOptions: { ...this.settings } },
-        // Workers inherit the process's Node flags, and some refuse to start a worker
-        // (`node --input-type=module -e ...` does).
-        execArgv: process.execArgv.filter((flag) => !flag.startsWith('--input-type')),
+        // The worker script needs no Node flags. Inherited ones can stop it from starting
+        // (`node --input-type=module -e ...`), and passing a filtered list is worse: Node
+        // then rejects every per-process flag in it (`--trace-gc`).
+        execArgv: [],
         env: { ...process.env, ORT_DISABLE_TELEMETRY: process.env.ORT_DISABLE_TELEMETRY ?? '1' },
       })
       const slot: Slot = { worker, ready: false, tasks: [], lastError: undefined }
