@@ -216,30 +216,40 @@ export function stackFeeds(
   return { feeds, leases }
 }
 
-/** Splits batch outputs back into per-request outputs (copies, so batch buffers can be reused). */
+/**
+ * Splits batch outputs back into per-request outputs. Each part is a view
+ * into the batch output, not a copy: output buffers are allocated by the
+ * runtime (or by deserializing a worker's reply) for this one run and are
+ * never reused, and copying them doubled the garbage of a batched request
+ * (more young-generation collections, each a pause of the event loop).
+ */
 export function splitOutputs(
   outputs: Record<string, DenseTensor>,
   rowCounts: readonly number[],
 ): Array<Record<string, DenseTensor>> {
   const results: Array<Record<string, DenseTensor>> = rowCounts.map(() => ({}))
-  const totalRows = rowCounts.reduce((a, b) => a + b, 0)
-  for (const [name, t] of Object.entries(outputs)) {
+  let totalRows = 0
+  for (const count of rowCounts) totalRows += count
+  for (const name in outputs) {
+    const t = outputs[name]!
     if (t.dims[0] !== totalRows) {
-      // An output without the batch axis is shared by every request.
+      // An output without the batch axis is shared by every request: each gets its own copy.
       for (const r of results)
         r[name] = { type: t.type, data: t.data.slice() as TypedArray, dims: [...t.dims] }
       continue
     }
     const rowSize = totalRows === 0 ? 0 : t.data.length / totalRows
+    const rest = t.dims.slice(1)
     let row = 0
-    rowCounts.forEach((count, i) => {
+    for (let i = 0; i < rowCounts.length; i++) {
+      const count = rowCounts[i]!
       results[i]![name] = {
         type: t.type,
-        data: t.data.slice(row * rowSize, (row + count) * rowSize) as TypedArray,
-        dims: [count, ...t.dims.slice(1)],
+        data: t.data.subarray(row * rowSize, (row + count) * rowSize) as TypedArray,
+        dims: [count, ...rest],
       }
       row += count
-    })
+    }
   }
   return results
 }
