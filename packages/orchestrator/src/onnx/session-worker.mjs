@@ -2,8 +2,9 @@
 // The worker creates one session per model variant when it starts and keeps
 // them for its lifetime (creating and releasing sessions repeatedly leaks
 // memory in onnxruntime-node), then answers run requests:
-//   main -> worker: { id, variant, feeds: { [name]: { type, data, dims } } }
-//   worker -> main: { id, outputs } or { id, error: { name, message } }
+//   main -> worker: [id, variant, name, type, data, dims, name, type, data, dims...]
+//   worker -> main: [id, name, type, dims, data, ...] or { id, error: { name, message } }
+// (flat arrays: cheaper to clone than nested objects, and a round trip clones two)
 // Startup ends with { ready: signatures } or { failed: { name, message } }.
 //
 // main -> worker { close: true } ends the worker from the inside, once its
@@ -39,21 +40,13 @@ async function start() {
   return signatures
 }
 
-async function run(message) {
-  const session = sessions.get(message.variant)
-  if (!session) throw new Error(`unknown model variant "${message.variant}"`)
+function run(message) {
+  const session = sessions.get(message[1])
+  if (!session) return Promise.reject(new Error(`unknown model variant "${message[1]}"`))
   const feeds = {}
-  for (const name in message.feeds) {
-    const t = message.feeds[name]
-    feeds[name] = new ort.Tensor(t.type, t.data, t.dims)
-  }
-  const results = await session.run(feeds)
-  const outputs = {}
-  for (const name in results) {
-    const t = results[name]
-    outputs[name] = { type: t.type, dims: t.dims, data: t.data }
-  }
-  return outputs
+  for (let i = 2; i < message.length; i += 4)
+    feeds[message[i]] = new ort.Tensor(message[i + 1], message[i + 2], message[i + 3])
+  return session.run(feeds)
 }
 
 const starting = start()
@@ -68,25 +61,33 @@ async function exitWhenIdle() {
 
 function settled() {
   active--
-  void exitWhenIdle()
+  if (closing) void exitWhenIdle()
 }
 
 parentPort.on('message', (message) => {
-  if (message.close) {
-    closing = true
-    void exitWhenIdle()
+  if (!Array.isArray(message)) {
+    if (message.close) {
+      closing = true
+      void exitWhenIdle()
+    }
     return
   }
+  const id = message[0]
   active++
   run(message).then(
     // Outputs are copied, not transferred: for the outputs of one run of a small
     // model, a transfer list measured slower than the copy.
-    (outputs) => {
-      parentPort.postMessage({ id: message.id, outputs })
+    (results) => {
+      const reply = [id]
+      for (const name in results) {
+        const t = results[name]
+        reply.push(name, t.type, t.dims, t.data)
+      }
+      parentPort.postMessage(reply)
       settled()
     },
     (error) => {
-      parentPort.postMessage({ id: message.id, error: describe(error) })
+      parentPort.postMessage({ id, error: describe(error) })
       settled()
     },
   )

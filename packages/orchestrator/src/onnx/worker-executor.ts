@@ -54,21 +54,16 @@ function share(bytes: Uint8Array): SharedArrayBuffer {
 }
 
 /**
- * Feeds whose data covers exactly its own buffer. postMessage copies a typed
+ * Tensor data that covers exactly its own buffer. postMessage copies a typed
  * array's whole underlying ArrayBuffer, so a view into a larger one (a pooled
  * batch buffer carved from a 32 KiB slab, a slice of a Node Buffer) is copied
  * out first: measured, a batch of 8 rows from the pool took ~190 µs per round
  * trip against ~140 µs from an exact buffer.
  */
-function exactFeeds(feeds: Record<string, DenseTensor>): Record<string, DenseTensor> {
-  let exact = feeds
-  for (const name in feeds) {
-    const t = feeds[name]!
-    if (t.data.byteOffset === 0 && t.data.byteLength === t.data.buffer.byteLength) continue
-    if (exact === feeds) exact = { ...feeds }
-    exact[name] = { type: t.type, dims: t.dims, data: t.data.slice() }
-  }
-  return exact
+function exactData(data: DenseTensor['data']): DenseTensor['data'] {
+  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength
+    ? data
+    : (data.slice() as DenseTensor['data'])
 }
 
 /** A replacement worker that dies this many times in a row before answering marks the pool broken. */
@@ -91,9 +86,9 @@ interface Slot {
   lastError: Error | undefined
 }
 
+/** Replies other than a run's outputs (those come as a flat array; see session-worker.mjs). */
 interface WorkerReply {
   id?: number
-  outputs?: Record<string, DenseTensor>
   error?: { name: string; message: string }
   ready?: Record<string, ModelSignature>
   failed?: { name: string; message: string }
@@ -180,8 +175,9 @@ export class WorkerExecutor implements Executor {
       })
       const slot: Slot = { worker, ready: false, tasks: [], lastError: undefined }
       this.slots.add(slot)
-      worker.on('message', (reply: WorkerReply) => {
-        if (reply.id !== undefined) this.complete(slot, reply)
+      worker.on('message', (reply: WorkerReply | unknown[]) => {
+        if (Array.isArray(reply)) this.complete(slot, reply[0] as number, reply)
+        else if (reply.id !== undefined) this.complete(slot, reply.id, reply)
         else if (reply.ready) {
           slot.ready = true
           this.failedStarts = 0
@@ -266,20 +262,31 @@ export class WorkerExecutor implements Executor {
     return tasks
   }
 
-  private complete(slot: Slot, reply: WorkerReply): void {
-    const index = slot.tasks.findIndex((t) => t.id === reply.id)
+  private complete(slot: Slot, id: number, reply: WorkerReply | unknown[]): void {
+    const index = slot.tasks.findIndex((t) => t.id === id)
     if (index < 0) return
     const task = slot.tasks[index]!
     slot.tasks.splice(index, 1)
     this.busy--
-    if (reply.error) {
+    if (Array.isArray(reply)) {
+      const outputs: Record<string, DenseTensor> = {}
+      for (let i = 1; i < reply.length; i += 4) {
+        outputs[reply[i] as string] = {
+          type: reply[i + 1] as string,
+          dims: reply[i + 2] as number[],
+          data: reply[i + 3] as DenseTensor['data'],
+        }
+      }
+      task.resolve(outputs)
+    } else {
       this.counters.failures++
+      const error = reply.error ?? { name: 'Error', message: 'no outputs in the reply' }
       task.reject(
-        new AideError('E_MODEL', `onnx: inference failed in a worker: ${reply.error.message}`, {
-          details: { error: reply.error },
+        new AideError('E_MODEL', `onnx: inference failed in a worker: ${error.message}`, {
+          details: { error },
         }),
       )
-    } else task.resolve(reply.outputs!)
+    }
     this.pump()
   }
 
@@ -317,7 +324,12 @@ export class WorkerExecutor implements Executor {
     this.busy++
     this.counters.runs++
     slot.worker.ref()
-    slot.worker.postMessage({ id: task.id, variant: task.variant, feeds: exactFeeds(task.feeds) })
+    const message: unknown[] = [task.id, task.variant]
+    for (const name in task.feeds) {
+      const t = task.feeds[name]!
+      message.push(name, t.type, exactData(t.data), t.dims)
+    }
+    slot.worker.postMessage(message)
   }
 
   run(variant: string, feeds: Record<string, DenseTensor>): Promise<Record<string, DenseTensor>> {
