@@ -405,7 +405,6 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
   readonly #namespaceTags: readonly string[]
   // Hot-path shortcuts (undefined when there is no L1 / when keys are prefixed).
   readonly #l1: MemoryTier | undefined
-  readonly #clock: Clock
   readonly #plainKeys: boolean
 
   /** @internal Use {@link createCache} (the first argument is internal state). */
@@ -418,7 +417,6 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
     this.#prefix = prefix
     this.#namespaceTags = namespaceTags
     this.#l1 = shared.l1
-    this.#clock = shared.clock
     this.#plainKeys = prefix === ''
   }
 
@@ -461,12 +459,7 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
       this.#plainKeys && typeof key === 'string' && key.length > 0 && key.length <= MAX_KEY_LENGTH
         ? key
         : this.#key(key)
-    const entry = l1.getEntry(full)
-    if (entry === undefined) return undefined
-    const expiresAt = entry.expiresAt
-    if (expiresAt === Number.POSITIVE_INFINITY || this.#clock.now() < expiresAt)
-      return entry.value as V
-    return undefined
+    return l1.getFreshValue(full) as V | undefined
   }
 
   /**

@@ -59,9 +59,18 @@ export class FrequencySketch {
     return this.#resets
   }
 
-  /** Records one access of the key with this hash. */
+  /** Records one access of the key with this hash (counting towards aging). */
   increment(hash: number): void {
-    this.#additions++
+    this.record(hash)
+    if (++this.#additions >= this.#sampleSize) this.#age()
+  }
+
+  /**
+   * Records one access of the key with this hash without counting it towards
+   * aging: for an owner that counts accesses itself and calls {@link age}
+   * every {@link sampleSize} accesses (as the memory tier does).
+   */
+  record(hash: number): void {
     const d1 = hash & this.#doorkeeperMask
     const d2 = (Math.imul(hash, 0x9e3779b1) >>> 7) & this.#doorkeeperMask
     const b1 = this.#doorkeeper[d1 >>> 5]! & (1 << (d1 & 31))
@@ -72,7 +81,26 @@ export class FrequencySketch {
     } else {
       this.#bump(hash)
     }
-    if (this.#additions >= this.#sampleSize) this.#age()
+  }
+
+  /**
+   * Records an access of a key known to have been seen (a cache hit) straight
+   * into the counters, skipping the doorkeeper and not counting towards aging.
+   * Returns true when the key's four counters are all saturated afterwards:
+   * until the next {@link age}, further calls for it would change nothing.
+   */
+  recordSeen(hash: number): boolean {
+    return this.#bump(hash)
+  }
+
+  /** Accesses between two agings (10x the capacity). */
+  get sampleSize(): number {
+    return this.#sampleSize
+  }
+
+  /** Halves every counter and clears the doorkeeper now (see {@link record}). */
+  age(): void {
+    this.#age()
   }
 
   /**

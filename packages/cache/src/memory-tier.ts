@@ -6,9 +6,9 @@
  * window are *candidates* for the *main* region (a segmented LRU of
  * *probation* and *protected*). A candidate is admitted only if the frequency
  * sketch says it is more popular than the main region's eviction victim. The
- * window's share of the capacity is tuned by hill climbing on the hit rate, so
- * recency-heavy workloads grow the window (behaving like LRU) and frequency- or
- * scan-heavy ones shrink it.
+ * window's share of the capacity follows a simulation of six window sizes on a
+ * sample of the keys (see `window-tuner.ts`), so recency-heavy workloads grow
+ * the window (behaving like LRU) and frequency- or scan-heavy ones shrink it.
  */
 import {
   assertFunction,
@@ -21,6 +21,7 @@ import {
 import { isUsable, type StoredEntry } from './entry.js'
 import { FrequencySketch, hashKey } from './frequency-sketch.js'
 import type { CacheTier, TierOwnStats } from './tier.js'
+import { WindowTuner } from './window-tuner.js'
 
 /** Why an entry left the memory tier. */
 export type EvictionReason = 'size' | 'expired'
@@ -37,7 +38,7 @@ export interface MemoryTierOptions {
   policy?: 'tinylfu' | 'lru'
   /** Starting share of the capacity given to the W-TinyLFU window (0..1). Default 0.01. */
   initialWindow?: number
-  /** Whether the window size adapts by hill climbing. Default true. */
+  /** Whether the window size adapts to the workload (see the README). Default true. */
   adaptive?: boolean
   /** Clock for expiry checks. Default: the system clock. */
   clock?: Clock
@@ -56,117 +57,31 @@ export interface MemoryTierStats extends TierOwnStats {
   rejections: number
 }
 
+/** List ids; each list's sentinel sits at the index of its id. */
 const WINDOW = 0
-/**
- * `touched` of nodes outside the protected region: below any `tick - quarter`
- * (a Map holds at most 2^24 entries, so the quarter is at most 2^22).
- */
-const UNPROTECTED = -(2 ** 30)
 const PROBATION = 1
 const PROTECTED = 2
+/** `region` of a free index. */
+const FREE = 3
+/** First index of a real entry (0..2 are the list sentinels). */
+const FIRST = 3
+
+/** `flags` bits. */
+const EXPIRES = 1
+const SAMPLED = 2
 
 /**
- * One entry's node. Every node is created with the same fields in the same
- * order (one hidden class), the fields a hit reads first, so they tend to
- * share a cache line.
+ * `touched` of entries outside the protected region: below any
+ * `accesses - quarter` (accesses stay below 2^30, see `#rebase`).
  */
-interface Node {
-  entry: StoredEntry
-  hash: number
-  /**
-   * Access tick of the last move within the protected region; `UNPROTECTED`
-   * outside it, so one comparison tells a hit whether it must reorder.
-   */
-  touched: number
-  region: number
-  /**
-   * The sketch epoch (`FrequencySketch.epoch`) in which this key's counters
-   * were seen saturated, or -1. Counters only grow between agings, so within
-   * that epoch a hit need not touch them (see `FrequencySketch.incrementSeen`).
-   */
-  saturatedIn: number
-  key: string
-  weight: number
-  candidate: boolean
-  prev: Node | undefined
-  next: Node | undefined
-}
+const UNPROTECTED = -(2 ** 30)
+/** `#accesses` is brought back to 0 past this (see `#rebase`). */
+const REBASE_AT = 2 ** 29
+/** "Not scheduled": the largest small integer, beyond any access count (see `#rebase`). */
+const NEVER = 2 ** 30 - 1
+/** Window tuning period, in accesses per entry of capacity. */
+const TUNING_PERIOD = 3
 
-const SENTINEL_ENTRY: StoredEntry = {
-  value: undefined,
-  createdAt: 0,
-  expiresAt: 0,
-  staleUntil: 0,
-  tags: [],
-}
-
-/** A doubly linked list with a sentinel, so links need no branches. */
-class List {
-  readonly sentinel: Node
-  count = 0
-
-  constructor() {
-    const sentinel: Node = {
-      entry: SENTINEL_ENTRY,
-      hash: 0,
-      touched: UNPROTECTED,
-      region: -1,
-      saturatedIn: -1,
-      key: '',
-      weight: 0,
-      candidate: false,
-      prev: undefined,
-      next: undefined,
-    }
-    sentinel.prev = sentinel
-    sentinel.next = sentinel
-    this.sentinel = sentinel
-  }
-
-  /** Least recently used node. */
-  get head(): Node | undefined {
-    const node = this.sentinel.next!
-    return node === this.sentinel ? undefined : node
-  }
-
-  push(node: Node): void {
-    const sentinel = this.sentinel
-    const last = sentinel.prev!
-    node.prev = last
-    node.next = sentinel
-    last.next = node
-    sentinel.prev = node
-    this.count++
-  }
-
-  remove(node: Node): void {
-    node.prev!.next = node.next
-    node.next!.prev = node.prev
-    node.prev = undefined
-    node.next = undefined
-    this.count--
-  }
-
-  moveToTail(node: Node): void {
-    const sentinel = this.sentinel
-    const last = sentinel.prev!
-    if (last === node) return
-    node.prev!.next = node.next
-    node.next!.prev = node.prev
-    node.prev = last
-    node.next = sentinel
-    last.next = node
-    sentinel.prev = node
-  }
-
-  clear(): void {
-    this.sentinel.prev = this.sentinel
-    this.sentinel.next = this.sentinel
-    this.count = 0
-  }
-}
-
-/** A rough size in bytes of a value, for the default weigher. */
 export function estimateSize(value: unknown, depth = 0): number {
   if (value === null || value === undefined) return 8
   switch (typeof value) {
@@ -198,13 +113,15 @@ export function estimateSize(value: unknown, depth = 0): number {
   }
 }
 
-const HILL_STEP = 0.25
-const HILL_DECAY = 0.98
-const HILL_RESTART = 0.05
-
 /**
  * The L1 tier. Besides the async {@link CacheTier} methods it has synchronous
  * ones (`getEntry`, `setEntry`, `deleteEntry`) used on the cache's hot path.
+ *
+ * Layout (as in lru-cache): the map gives each key a small integer index;
+ * the entry, key and per-entry policy state live in arrays at that index and
+ * the three LRU lists are linked through two `Int32Array`s. A hit reads a few
+ * array slots and moves at most one index, with no object allocation and no
+ * pointer writes for the garbage collector to track.
  */
 export class MemoryTier implements CacheTier {
   readonly name = 'memory'
@@ -215,33 +132,64 @@ export class MemoryTier implements CacheTier {
   readonly #clock: Clock
   readonly #onEvict: ((key: string, reason: EvictionReason) => void) | undefined
   readonly #adaptive: boolean
-  readonly #map = new Map<string, Node>()
+  readonly #map = new Map<string, number>()
   readonly #tags = new Map<string, Set<string>>()
-  readonly #window = new List()
-  readonly #probation = new List()
-  readonly #protected = new List()
   readonly #sketch: FrequencySketch | undefined
+  readonly #tuner: WindowTuner | undefined
+  // Per index. The typed arrays grow (doubling) up to maxEntries + FIRST + 1.
+  readonly #keys: (string | undefined)[] = []
+  readonly #entries: (StoredEntry | undefined)[] = []
+  #previous: Int32Array
+  #next: Int32Array
+  /** The key's hash, `| 0` (W-TinyLFU only). */
+  #hash: Int32Array
+  /**
+   * Access count at the last move within the protected region; `UNPROTECTED`
+   * outside it, so one comparison tells a hit whether it must reorder.
+   */
+  #touched: Int32Array
+  #region: Uint8Array
+  /**
+   * The aging epoch in which the key's counters were seen saturated, or -1.
+   * Counters only grow between agings, so within that epoch a hit need not
+   * touch them (see `FrequencySketch.recordSeen`).
+   */
+  #saturatedIn: Int32Array
+  /** `EXPIRES` (has a finite grace end: a hit reads the clock), `SAMPLED` (window tuner). */
+  #flags: Uint8Array
+  #weights: Float64Array
+  #capacity: number
+  /** Indices freed for reuse, and the next never-used index. */
+  readonly #free: number[] = []
+  #unused = FIRST
+  #windowCount = 0
+  #protectedCount = 0
   #windowMax: number
   #protectedMax: number
+  /** `protectedMax >>> 2`: protected hits this recent skip the move (see `#reorder`). */
+  #protectedQuarter: number
   #bytes = 0
   #evictions = 0
   #rejections = 0
-  #tick = 0
+  /**
+   * Accesses recorded (hits, misses, new keys set): the policy's clock. It
+   * drives aging, window tuning and the protected region's reorder skip.
+   */
+  #accesses = 0
+  /** The next value of `#accesses` at which aging or tuning is due. */
+  #nextMaintenance = NEVER
+  #nextAging = NEVER
+  #nextTuning = NEVER
+  /** Agings so far (see `#saturatedIn`). */
+  #epoch = 0
   #random = 0x9e3779b9
-  // hill climber state
-  /** Accesses left in the current sample (-1, never reaching 0, when not adaptive). */
-  #sampleCountdown: number
-  #sampleMisses = 0
-  /** `protectedMax >>> 2`: protected hits this recent skip the move (see `#reorder`). */
-  #protectedQuarter: number
-  #previousHitRate = 0
-  #stepSize: number
-  readonly #sampleSize: number
+  /** The key of the last miss: a `setEntry` of it right after is the same access. */
+  #lastMiss: string | undefined
 
   constructor(options: MemoryTierOptions = {}) {
     assertObject(options, 'options')
     const maxEntries = options.maxEntries ?? 10_000
-    assertNumber(maxEntries, 'options.maxEntries', { min: 1, integer: true })
+    assertNumber(maxEntries, 'options.maxEntries', { min: 1, max: 2 ** 26, integer: true })
     const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY
     assertNumber(maxBytes, 'options.maxBytes', { min: 1, allowInfinity: true })
     if (options.weigher !== undefined) assertFunction(options.weigher, 'options.weigher')
@@ -267,13 +215,29 @@ export class MemoryTier implements CacheTier {
         Math.max(1, Math.round(maxEntries * initialWindow)),
       )
       this.#sketch = new FrequencySketch(maxEntries)
+      this.#nextAging = this.#sketch.sampleSize
+      if (this.#adaptive) {
+        this.#tuner = new WindowTuner(maxEntries, this.#sketch)
+        this.#nextTuning = TUNING_PERIOD * maxEntries
+      }
+      this.#nextMaintenance = Math.min(this.#nextAging, this.#nextTuning)
     }
     this.#protectedMax = Math.floor(0.8 * (maxEntries - this.#windowMax))
     this.#protectedQuarter = this.#protectedMax >>> 2
-    // Like Caffeine, the first move shrinks the window (favouring scan resistance).
-    this.#stepSize = -HILL_STEP * maxEntries
-    this.#sampleSize = 10 * maxEntries
-    this.#sampleCountdown = this.#adaptive ? this.#sampleSize : -1
+    const capacity = Math.min(maxEntries + FIRST + 1, 1024)
+    this.#capacity = capacity
+    this.#previous = new Int32Array(capacity)
+    this.#next = new Int32Array(capacity)
+    this.#hash = new Int32Array(capacity)
+    this.#touched = new Int32Array(capacity)
+    this.#region = new Uint8Array(capacity)
+    this.#saturatedIn = new Int32Array(capacity)
+    this.#flags = new Uint8Array(capacity)
+    this.#weights = new Float64Array(capacity)
+    for (let list = WINDOW; list <= PROTECTED; list++) {
+      this.#previous[list] = list
+      this.#next[list] = list
+    }
   }
 
   /** Number of entries held. */
@@ -286,65 +250,142 @@ export class MemoryTier implements CacheTier {
    * policy; drops and reports entries past their grace period.
    */
   getEntry(key: string): StoredEntry | undefined {
-    const node = this.#map.get(key)
-    if (node === undefined) {
-      this.#onMiss(key)
+    const index = this.#map.get(key)
+    if (index === undefined) {
+      if (this.#sketch !== undefined) this.#onMiss(key)
       return undefined
     }
-    const entry = node.entry
-    const staleUntil = entry.staleUntil
-    if (staleUntil !== Number.POSITIVE_INFINITY && !(this.#clock.now() < staleUntil)) {
-      this.#expire(node)
+    const entry = this.#entries[index]!
+    if ((this.#flags[index]! & EXPIRES) !== 0 && !(this.#clock.now() < entry.staleUntil)) {
+      this.#expire(index)
       return undefined
     }
-    // The hit path, inline and in the same order as #onHit. The common case
-    // (a saturated key, protected and recently moved) touches no sketch
-    // counter and no list: three counters and two comparisons.
-    const sketch = this.#sketch
-    if (sketch === undefined) {
-      this.#window.moveToTail(node)
-      return entry
-    }
-    if (node.saturatedIn === sketch.epoch) sketch.countSaturated()
-    else if (sketch.incrementSeen(node.hash)) node.saturatedIn = sketch.epoch
-    if (--this.#sampleCountdown === 0) this.#climb()
-    const tick = ++this.#tick
-    if (node.touched < tick - this.#protectedQuarter) this.#reorder(node, tick)
+    this.#onHit(index)
     return entry
   }
 
+  /**
+   * The value under `key` if its entry is fresh (within its TTL), else
+   * `undefined`; records the access exactly as {@link getEntry} does. The
+   * cache's `getIfPresent`.
+   */
+  getFreshValue(key: string): unknown {
+    const index = this.#map.get(key)
+    if (index === undefined) {
+      if (this.#sketch !== undefined) this.#onMiss(key)
+      return undefined
+    }
+    const entry = this.#entries[index]!
+    if ((this.#flags[index]! & EXPIRES) === 0) {
+      this.#onHit(index)
+      // Without a finite grace end the TTL may still be finite (infinite grace).
+      const expiresAt = entry.expiresAt
+      return expiresAt === Number.POSITIVE_INFINITY || this.#clock.now() < expiresAt
+        ? entry.value
+        : undefined
+    }
+    const now = this.#clock.now()
+    if (!(now < entry.staleUntil)) {
+      this.#expire(index)
+      return undefined
+    }
+    this.#onHit(index)
+    return now < entry.expiresAt ? entry.value : undefined
+  }
+
+  /**
+   * A hit, in the order: access count (aging and tuning when due), sketch
+   * counters unless saturated this epoch, reordering unless a recent
+   * protected move, the tuner's simulation for sampled keys. The common case
+   * (a saturated key, protected and recently moved, not sampled) writes one
+   * counter and reads four array slots.
+   */
+  #onHit(index: number): void {
+    if (this.#sketch === undefined) {
+      this.#moveToTail(index, WINDOW)
+      return
+    }
+    const accesses = ++this.#accesses
+    if (accesses >= this.#nextMaintenance) this.#maintain()
+    if (this.#saturatedIn[index] !== this.#epoch && this.#sketch.recordSeen(this.#hash[index]!)) {
+      this.#saturatedIn[index] = this.#epoch
+    }
+    if (this.#touched[index]! < accesses - this.#protectedQuarter) this.#reorder(index, accesses)
+    if ((this.#flags[index]! & SAMPLED) !== 0) this.#tuner!.access(this.#hash[index]!)
+  }
+
   #onMiss(key: string): void {
-    if (this.#sketch === undefined) return
-    this.#sketch.increment(hashKey(key))
-    if (this.#adaptive) {
-      this.#sampleMisses++
-      if (--this.#sampleCountdown === 0) this.#climb()
+    this.#lastMiss = key
+    this.#record(hashKey(key) | 0)
+  }
+
+  /** One access of a key not held (a miss, or a new key set without a miss before it). */
+  #record(hash: number): void {
+    if (++this.#accesses >= this.#nextMaintenance) this.#maintain()
+    this.#sketch!.record(hash)
+    if (this.#tuner?.samples(hash)) this.#tuner.access(hash)
+  }
+
+  /** Aging of the sketch and window tuning, when due. */
+  #maintain(): void {
+    const accesses = this.#accesses
+    if (accesses >= this.#nextAging) {
+      const sketch = this.#sketch!
+      sketch.age()
+      this.#epoch++
+      // As the sketch's own count would: halved at aging, so the next comes sooner.
+      this.#nextAging = accesses + sketch.sampleSize - Math.floor(sketch.sampleSize / 2)
+    }
+    if (accesses >= this.#nextTuning) {
+      this.#nextTuning = accesses + TUNING_PERIOD * this.maxEntries
+      this.#resizeWindow(this.#tuner!.choose(this.maxEntries) - this.#windowMax)
+    }
+    if (accesses >= REBASE_AT) this.#rebase()
+    this.#nextMaintenance = Math.min(this.#nextAging, this.#nextTuning)
+  }
+
+  /**
+   * Keeps the access count a small integer (V8 keeps those unboxed): moves
+   * the count and every mark measured in it back to zero, preserving every
+   * comparison the policy makes with them.
+   */
+  #rebase(): void {
+    const shift = this.#accesses
+    this.#accesses = 0
+    this.#nextAging -= shift
+    this.#nextTuning -= shift
+    const oldest = -this.#protectedQuarter - 1
+    for (let index = this.#next[PROTECTED]!; index !== PROTECTED; index = this.#next[index]!) {
+      this.#touched[index] = Math.max(this.#touched[index]! - shift, oldest)
     }
   }
 
-  #expire(node: Node): void {
-    this.#removeNode(node)
-    this.#onEvict?.(node.key, 'expired')
+  #expire(index: number): void {
+    const key = this.#keys[index]!
+    this.#removeIndex(index)
+    this.#onEvict?.(key, 'expired')
   }
 
   /** Whether a usable entry is held, without recording an access. */
   hasEntry(key: string): boolean {
-    const node = this.#map.get(key)
-    return node !== undefined && isUsable(node.entry, this.#clock.now())
+    const index = this.#map.get(key)
+    return index !== undefined && isUsable(this.#entries[index]!, this.#clock.now())
   }
 
   /** Stores `entry` under `key`. An entry heavier than `maxBytes` is not stored. */
   setEntry(key: string, entry: StoredEntry): void {
     const weight = this.#weigher ? this.#weigher(key, entry.value) : 0
+    const flags = entry.staleUntil === Number.POSITIVE_INFINITY ? 0 : EXPIRES
     const existing = this.#map.get(key)
     if (existing !== undefined) {
       this.#untag(existing)
-      this.#bytes += weight - existing.weight
-      existing.entry = entry
-      existing.weight = weight
+      this.#bytes += weight - this.#weights[existing]!
+      this.#entries[existing] = entry
+      this.#flags[existing] = (this.#flags[existing]! & SAMPLED) | flags
+      this.#weights[existing] = weight
       this.#tag(existing)
       if (weight > this.maxBytes) {
-        this.#removeNode(existing)
+        this.#removeIndex(existing)
         return
       }
       this.#onHit(existing)
@@ -352,32 +393,35 @@ export class MemoryTier implements CacheTier {
       return
     }
     if (weight > this.maxBytes) return
-    const hash = this.#sketch ? hashKey(key) : 0
-    this.#sketch?.increment(hash)
-    const node: Node = {
-      entry,
-      hash,
-      touched: UNPROTECTED,
-      region: WINDOW,
-      saturatedIn: -1,
-      key,
-      weight,
-      candidate: false,
-      prev: undefined,
-      next: undefined,
+    let hash = 0
+    let sampled = 0
+    if (this.#sketch !== undefined) {
+      hash = hashKey(key) | 0
+      // A miss followed by the set of its key is one access, recorded at the miss.
+      if (key === this.#lastMiss) this.#lastMiss = undefined
+      else this.#record(hash)
+      if (this.#tuner?.samples(hash)) sampled = SAMPLED
     }
-    this.#map.set(key, node)
+    const index = this.#allocate()
+    this.#map.set(key, index)
+    this.#keys[index] = key
+    this.#entries[index] = entry
+    this.#hash[index] = hash
+    this.#touched[index] = UNPROTECTED
+    this.#saturatedIn[index] = -1
+    this.#flags[index] = flags | sampled
+    this.#weights[index] = weight
     this.#bytes += weight
-    this.#window.push(node)
-    this.#tag(node)
+    this.#append(index, WINDOW)
+    this.#tag(index)
     this.#evict()
   }
 
   /** Removes `key`; returns whether it was present. */
   deleteEntry(key: string): boolean {
-    const node = this.#map.get(key)
-    if (!node) return false
-    this.#removeNode(node)
+    const index = this.#map.get(key)
+    if (index === undefined) return false
+    this.#removeIndex(index)
     return true
   }
 
@@ -393,11 +437,19 @@ export class MemoryTier implements CacheTier {
 
   /** Removes everything. */
   clearAll(): void {
+    this.#tuner?.reset()
     this.#map.clear()
     this.#tags.clear()
-    this.#window.clear()
-    this.#probation.clear()
-    this.#protected.clear()
+    this.#keys.length = 0
+    this.#entries.length = 0
+    this.#free.length = 0
+    this.#unused = FIRST
+    for (let list = WINDOW; list <= PROTECTED; list++) {
+      this.#previous[list] = list
+      this.#next[list] = list
+    }
+    this.#windowCount = 0
+    this.#protectedCount = 0
     this.#bytes = 0
   }
 
@@ -442,44 +494,105 @@ export class MemoryTier implements CacheTier {
     this.clearAll()
   }
 
-  #onHit(node: Node): void {
-    if (this.#sketch === undefined) {
-      this.#window.moveToTail(node)
-      return
+  /** A free index, growing the arrays when every one is in use. */
+  #allocate(): number {
+    const reused = this.#free.pop()
+    if (reused !== undefined) return reused
+    const index = this.#unused++
+    if (index >= this.#capacity) this.#grow()
+    return index
+  }
+
+  #grow(): void {
+    const capacity = Math.min(this.#capacity * 2, this.maxEntries + FIRST + 1)
+    const grow = <T extends Int32Array | Uint8Array | Float64Array>(
+      array: T,
+      make: new (length: number) => T,
+    ): T => {
+      const grown = new make(capacity)
+      grown.set(array)
+      return grown
     }
-    const sketch = this.#sketch
-    if (node.saturatedIn === sketch.epoch) sketch.countSaturated()
-    else if (sketch.incrementSeen(node.hash)) node.saturatedIn = sketch.epoch
-    if (--this.#sampleCountdown === 0) this.#climb()
-    const tick = ++this.#tick
-    if (node.touched < tick - this.#protectedQuarter) this.#reorder(node, tick)
+    this.#previous = grow(this.#previous, Int32Array)
+    this.#next = grow(this.#next, Int32Array)
+    this.#hash = grow(this.#hash, Int32Array)
+    this.#touched = grow(this.#touched, Int32Array)
+    this.#region = grow(this.#region, Uint8Array)
+    this.#saturatedIn = grow(this.#saturatedIn, Int32Array)
+    this.#flags = grow(this.#flags, Uint8Array)
+    this.#weights = grow(this.#weights, Float64Array)
+    this.#capacity = capacity
+  }
+
+  #append(index: number, list: number): void {
+    const last = this.#previous[list]!
+    this.#previous[index] = last
+    this.#next[index] = list
+    this.#next[last] = index
+    this.#previous[list] = index
+    this.#region[index] = list
+    if (list === WINDOW) this.#windowCount++
+    else if (list === PROTECTED) this.#protectedCount++
+  }
+
+  #unlink(index: number): void {
+    const previous = this.#previous[index]!
+    const next = this.#next[index]!
+    this.#next[previous] = next
+    this.#previous[next] = previous
+    const list = this.#region[index]
+    if (list === WINDOW) this.#windowCount--
+    else if (list === PROTECTED) this.#protectedCount--
+  }
+
+  #moveToTail(index: number, list: number): void {
+    const last = this.#previous[list]!
+    if (last === index) return
+    const previous = this.#previous[index]!
+    const next = this.#next[index]!
+    this.#next[previous] = next
+    this.#previous[next] = previous
+    this.#previous[index] = last
+    this.#next[index] = list
+    this.#next[last] = index
+    this.#previous[list] = index
+  }
+
+  /** The least recently used index of `list`, or -1 when it is empty. */
+  #head(list: number): number {
+    const head = this.#next[list]!
+    return head === list ? -1 : head
   }
 
   /**
-   * The reordering due to a W-TinyLFU hit. A protected node moved within the
-   * last quarter-capacity ticks is already within the newest quarter of the
-   * protected region: skipping its move keeps hits cheap and cannot let it
-   * reach the eviction end early (the callers skip this call for such nodes).
+   * The reordering due to a W-TinyLFU hit. A protected entry moved within the
+   * last quarter-capacity accesses is within the newest quarter of the
+   * protected region, so skipping its move keeps hits cheap at the price of a
+   * slightly approximate order among the newest quarter (the callers skip
+   * this call for such entries).
    */
-  #reorder(node: Node, tick: number): void {
-    if (node.region === PROTECTED) {
-      node.touched = tick
-      this.#protected.moveToTail(node)
-    } else if (node.region === WINDOW) {
-      this.#window.moveToTail(node)
+  #reorder(index: number, accesses: number): void {
+    const region = this.#region[index]
+    if (region === PROTECTED) {
+      this.#touched[index] = accesses
+      this.#moveToTail(index, PROTECTED)
+    } else if (region === WINDOW) {
+      this.#moveToTail(index, WINDOW)
     } else {
-      this.#probation.remove(node)
-      node.region = PROTECTED
-      node.candidate = false
-      node.touched = tick
-      this.#protected.push(node)
-      while (this.#protected.count > this.#protectedMax && this.#protected.head) {
-        const demoted = this.#protected.head
-        this.#protected.remove(demoted)
-        demoted.region = PROBATION
-        demoted.touched = UNPROTECTED
-        this.#probation.push(demoted)
-      }
+      this.#unlink(index)
+      this.#touched[index] = accesses
+      this.#append(index, PROTECTED)
+      this.#demoteProtected()
+    }
+  }
+
+  /** Moves the protected region's oldest entries to probation while it is over its share. */
+  #demoteProtected(): void {
+    while (this.#protectedCount > this.#protectedMax) {
+      const demoted = this.#next[PROTECTED]!
+      this.#unlink(demoted)
+      this.#touched[demoted] = UNPROTECTED
+      this.#append(demoted, PROBATION)
     }
   }
 
@@ -489,44 +602,49 @@ export class MemoryTier implements CacheTier {
 
   #evict(): void {
     if (this.#sketch === undefined) {
-      while (this.#over() && this.#window.head) this.#evictNode(this.#window.head)
+      while (this.#over()) {
+        const head = this.#head(WINDOW)
+        if (head < 0) break
+        this.#evictIndex(head)
+      }
       return
     }
-    const candidates: Node[] = []
-    while (this.#window.count > this.#windowMax && this.#window.head) {
-      const node = this.#window.head
-      this.#window.remove(node)
-      node.region = PROBATION
-      node.candidate = true
-      this.#probation.push(node)
-      candidates.push(node)
+    // Entries leaving the window become candidates at probation's newest end.
+    let candidates: number[] | undefined
+    while (this.#windowCount > this.#windowMax) {
+      const index = this.#next[WINDOW]!
+      this.#unlink(index)
+      this.#append(index, PROBATION)
+      if (candidates === undefined) candidates = []
+      candidates.push(index)
     }
     while (this.#over()) {
-      const victim = this.#probation.head ?? this.#protected.head
-      if (!victim) {
-        if (!this.#window.head) break
-        this.#evictNode(this.#window.head)
+      let victim = this.#head(PROBATION)
+      if (victim < 0) victim = this.#head(PROTECTED)
+      if (victim < 0) {
+        const head = this.#head(WINDOW)
+        if (head < 0) break
+        this.#evictIndex(head)
         continue
       }
-      let candidate = candidates[candidates.length - 1]
-      while (candidate && this.#map.get(candidate.key) !== candidate) {
-        candidates.pop()
-        candidate = candidates[candidates.length - 1]
+      let candidate = candidates === undefined ? -1 : (candidates[candidates.length - 1] ?? -1)
+      while (candidate >= 0 && this.#region[candidate] === FREE) {
+        candidates!.pop()
+        candidate = candidates![candidates!.length - 1] ?? -1
       }
-      if (!candidate || candidate === victim) {
-        this.#evictNode(victim)
-        if (candidate === victim) candidates.pop()
+      if (candidate < 0 || candidate === victim) {
+        this.#evictIndex(victim)
+        if (candidate === victim) candidates!.pop()
         continue
       }
-      if (this.#admit(candidate.hash, victim.hash)) {
-        this.#evictNode(victim)
+      if (this.#admit(this.#hash[candidate]!, this.#hash[victim]!)) {
+        this.#evictIndex(victim)
       } else {
-        candidates.pop()
+        candidates!.pop()
         this.#rejections++
-        this.#evictNode(candidate)
+        this.#evictIndex(candidate)
       }
     }
-    for (const node of candidates) node.candidate = false
   }
 
   #admit(candidateHash: number, victimHash: number): boolean {
@@ -534,44 +652,53 @@ export class MemoryTier implements CacheTier {
     const candidateFrequency = sketch.frequency(candidateHash)
     const victimFrequency = sketch.frequency(victimHash)
     if (candidateFrequency > victimFrequency) return true
-    // A little randomness defeats attacks that keep a victim artificially warm.
+    // A little randomness defeats attacks that keep a victim artificially warm
+    // (Caffeine's hash-flooding protection for warm candidates).
     if (candidateFrequency >= 6) return (this.#nextRandom() & 127) === 0
     return false
   }
 
-  #evictNode(node: Node): void {
-    this.#removeNode(node)
+  #evictIndex(index: number): void {
+    const key = this.#keys[index]!
+    this.#removeIndex(index)
     this.#evictions++
-    this.#onEvict?.(node.key, 'size')
+    this.#onEvict?.(key, 'size')
   }
 
-  #removeNode(node: Node): void {
-    this.#map.delete(node.key)
-    this.#bytes -= node.weight
-    this.#untag(node)
-    if (node.region === WINDOW) this.#window.remove(node)
-    else if (node.region === PROBATION) this.#probation.remove(node)
-    else this.#protected.remove(node)
+  #removeIndex(index: number): void {
+    const key = this.#keys[index]!
+    this.#map.delete(key)
+    this.#bytes -= this.#weights[index]!
+    this.#untag(index)
+    this.#unlink(index)
+    this.#region[index] = FREE
+    this.#keys[index] = undefined
+    this.#entries[index] = undefined
+    this.#free.push(index)
   }
 
-  #tag(node: Node): void {
-    const tags = node.entry.tags
+  #tag(index: number): void {
+    const tags = this.#entries[index]!.tags
+    if (tags.length === 0) return
+    const key = this.#keys[index]!
     for (let i = 0; i < tags.length; i++) {
       let set = this.#tags.get(tags[i]!)
       if (!set) {
         set = new Set()
         this.#tags.set(tags[i]!, set)
       }
-      set.add(node.key)
+      set.add(key)
     }
   }
 
-  #untag(node: Node): void {
-    const tags = node.entry.tags
+  #untag(index: number): void {
+    const tags = this.#entries[index]!.tags
+    if (tags.length === 0) return
+    const key = this.#keys[index]!
     for (let i = 0; i < tags.length; i++) {
       const set = this.#tags.get(tags[i]!)
       if (!set) continue
-      set.delete(node.key)
+      set.delete(key)
       if (set.size === 0) this.#tags.delete(tags[i]!)
     }
   }
@@ -586,25 +713,6 @@ export class MemoryTier implements CacheTier {
     return x >>> 0
   }
 
-  /**
-   * End of a sample of `sampleSize` accesses: one hill-climbing step. Hits are
-   * not counted one by one (the hit path only decrements the countdown): they
-   * are the sample's accesses that were not misses.
-   */
-  #climb(): void {
-    this.#sampleCountdown = this.#sampleSize
-    const hitRate = (this.#sampleSize - this.#sampleMisses) / this.#sampleSize
-    const change = hitRate - this.#previousHitRate
-    const amount = change >= 0 ? this.#stepSize : -this.#stepSize
-    this.#stepSize =
-      Math.abs(change) >= HILL_RESTART
-        ? HILL_STEP * this.maxEntries * (amount >= 0 ? 1 : -1)
-        : HILL_DECAY * amount
-    this.#previousHitRate = hitRate
-    this.#sampleMisses = 0
-    this.#resizeWindow(Math.round(amount))
-  }
-
   #resizeWindow(delta: number): void {
     if (delta === 0) return
     const next = Math.min(this.maxEntries - 1, Math.max(1, this.#windowMax + delta))
@@ -613,18 +721,11 @@ export class MemoryTier implements CacheTier {
     this.#protectedMax = Math.floor(0.8 * (this.maxEntries - next))
     this.#protectedQuarter = this.#protectedMax >>> 2
     // A smaller window hands its oldest entries to the main region.
-    while (this.#window.count > this.#windowMax && this.#window.head) {
-      const node = this.#window.head
-      this.#window.remove(node)
-      node.region = PROBATION
-      this.#probation.push(node)
+    while (this.#windowCount > this.#windowMax) {
+      const index = this.#next[WINDOW]!
+      this.#unlink(index)
+      this.#append(index, PROBATION)
     }
-    while (this.#protected.count > this.#protectedMax && this.#protected.head) {
-      const node = this.#protected.head
-      this.#protected.remove(node)
-      node.region = PROBATION
-      node.touched = UNPROTECTED
-      this.#probation.push(node)
-    }
+    this.#demoteProtected()
   }
 }

@@ -47,13 +47,16 @@ export function loop(n: number, times: number): string[] {
   return out
 }
 
-/** Recency-heavy: a working set that drifts forward, each access near the front. */
-export function recency(length: number, seed = 3): string[] {
+/**
+ * Recency-heavy: a working set that drifts forward, each access near the front
+ * (within `width` keys of it, most within the first few).
+ */
+export function recency(length: number, seed = 3, width = 400): string[] {
   const next = random(seed)
   const out: string[] = []
   for (let i = 0; i < length; i++) {
     const front = Math.floor(i / 4)
-    out.push(`r${front - Math.floor(next() ** 3 * 400)}`)
+    out.push(`r${front - Math.floor(next() ** 3 * width)}`)
   }
   return out
 }
