@@ -33,5 +33,21 @@ describe('packaging', () => {
   it('ioredis is loaded only by the redis entry', () => {
     expect([...importGraph(join(src, 'disk.ts'))]).not.toContain('ioredis')
     expect([...importGraph(join(src, 'keyv.ts'))]).not.toContain('ioredis')
+    expect([...importGraph(join(src, 'node.ts'))]).not.toContain('ioredis')
+  })
+
+  it('the node entry brings the disk tier (node:fs) and the whole root API', async () => {
+    expect([...importGraph(join(src, 'node.ts'))]).toContain('node:fs/promises')
+    const root = await import('../src/index.ts')
+    const node = await import('../src/node.ts')
+    for (const name of Object.keys(root)) expect(node).toHaveProperty(name)
+    expect(node.createCache).not.toBe(root.createCache)
+    expect(typeof node.diskTier).toBe('function')
+  })
+
+  it('the package exports map publishes the node entry from its source', () => {
+    const manifest = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8'))
+    expect(Object.keys(manifest.exports)).toContain('./node')
+    expect(manifest.exports['./node']['@aide/source']).toBe('./src/node.ts')
   })
 })
