@@ -1,5 +1,5 @@
 import { isAideError, ManualClock } from '@aide/core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { LocalOnnxBackend } from '../src/onnx/backend.js'
 import {
   choosePrecision,
@@ -30,6 +30,8 @@ function outputOf(result: {
   const y = result.output.tensors!.y!
   return { data: Array.from(y.data as Float32Array), dims: [...y.dims] }
 }
+
+const call = { signal: new AbortController().signal }
 
 describe('onnx backend (onnxruntime-node)', () => {
   let model: Awaited<ReturnType<typeof linearModel>>
@@ -137,6 +139,89 @@ describe('onnx backend (onnxruntime-node)', () => {
     }
   })
 
+  it("execution 'auto' (default): a fast model stays on the calling thread", async () => {
+    const backend = await createOnnxBackend({ model: model.bytes })
+    try {
+      for (let i = 0; i < 40; i++) {
+        const result = await backend.invoke(request([[i, 1, 2, 3]]), call)
+        expectAllClose(
+          outputOf(result).data,
+          linearReference(
+            Float32Array.from([i, 1, 2, 3]),
+            model.weights,
+            model.bias,
+            INPUTS,
+            OUTPUTS,
+          ),
+        )
+      }
+      const executor = backend.stats().executor
+      expect(executor).toMatchObject({
+        mode: 'auto',
+        running: 'inline',
+        maxBlockingMs: 2,
+        inlineRuns: 40,
+      })
+      expect(executor.switch).toBeUndefined()
+      expect(executor.worker).toBeUndefined()
+    } finally {
+      await backend.dispose()
+    }
+  })
+
+  it("execution 'auto': runs that block longer than maxBlockingMs move the backend to worker threads", async () => {
+    // maxBlockingMs 0 makes every in-thread run a slow one.
+    const backend = await createOnnxBackend({
+      model: model.bytes,
+      maxBlockingMs: 0,
+      workerThreads: 2,
+    })
+    try {
+      const rows = Array.from({ length: 12 }, (_, i) => [i, -1, 0.5, 2])
+      const check = (results: Array<Parameters<typeof outputOf>[0]>) =>
+        results.forEach((result, i) => {
+          expectAllClose(
+            outputOf(result).data,
+            linearReference(
+              Float32Array.from(rows[i]!),
+              model.weights,
+              model.bias,
+              INPUTS,
+              OUTPUTS,
+            ),
+          )
+        })
+      // Sequential runs: the third slow one starts the workers; requests keep running in-thread meanwhile.
+      for (let i = 0; i < 3; i++) check([await backend.invoke(request([rows[0]!]), call)])
+      const decided = backend.stats().executor
+      expect(decided.switch).toMatchObject({
+        reason: expect.stringContaining('maxBlockingMs (0 ms)'),
+      })
+      await vi.waitFor(
+        async () => {
+          await backend.invoke(request([rows[0]!]), call)
+          expect(backend.stats().executor.running).toBe('worker')
+        },
+        { timeout: 10_000, interval: 20 },
+      )
+      const inlineRuns = backend.stats().executor.inlineRuns
+      // Later requests, concurrent ones included (batched, two batches in flight), run in the workers.
+      check(await Promise.all(rows.map((row) => backend.invoke(request([row]), call))))
+      const after = backend.stats()
+      expect(after.executor).toMatchObject({
+        mode: 'auto',
+        running: 'worker',
+        inlineRuns,
+        switch: { switchedAt: expect.any(Number) },
+        worker: { mode: 'worker', threads: 2, failures: 0 },
+      })
+      expect((after.executor.worker as { runs: number }).runs).toBeGreaterThan(0)
+      expect(after.errors).toBe(0)
+    } finally {
+      await backend.dispose()
+    }
+  })
+
   it('refuses bad options and unreadable or corrupted models', async () => {
     await expect(createOnnxBackend({ model: 42 as never })).rejects.toMatchObject({
       code: 'E_INVALID_INPUT',
@@ -145,6 +230,15 @@ describe('onnx backend (onnxruntime-node)', () => {
     await expect(createOnnxBackend({ model: model.bytes, workerThreads: 0 })).rejects.toMatchObject(
       { code: 'E_INVALID_INPUT' },
     )
+    await expect(
+      createOnnxBackend({ model: model.bytes, maxBlockingMs: -1 }),
+    ).rejects.toMatchObject({
+      code: 'E_INVALID_INPUT',
+      details: { field: 'options.maxBlockingMs' },
+    })
+    await expect(
+      createOnnxBackend({ model: model.bytes, execution: 'elsewhere' as never }),
+    ).rejects.toMatchObject({ code: 'E_INVALID_INPUT', details: { field: 'options.execution' } })
     await expect(createOnnxBackend({ model: '/nonexistent/model.onnx' })).rejects.toMatchObject({
       code: 'E_NOT_FOUND',
     })

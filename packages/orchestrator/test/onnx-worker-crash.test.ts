@@ -83,7 +83,11 @@ describe('onnx worker crash', () => {
   })
 
   it('a worker terminated while holding a request: that request fails, queued ones run on the replacement', async () => {
-    const backend = await createOnnxBackend({ model: small.bytes, batching: { maxBatch: 64 } })
+    const backend = await createOnnxBackend({
+      model: small.bytes,
+      execution: 'worker',
+      batching: { maxBatch: 64 },
+    })
     try {
       const pool = poolOf(backend)
       const [victim] = pool.workers() as [Worker]
@@ -131,6 +135,7 @@ describe('onnx worker crash', () => {
   it('an uncaught error inside the worker: the in-flight request is rejected, the pool recovers', async () => {
     const backend = await createOnnxBackend({
       model: small.bytes,
+      execution: 'worker',
       workerThreads: 2,
       batching: false,
     })
@@ -168,7 +173,11 @@ describe('onnx worker crash', () => {
     // dispose must let the worker finish the run and exit on its own.
     const width = 512
     const wide = await linearModel(width, width, 3)
-    const backend = await createOnnxBackend({ model: wide.bytes, batching: false })
+    const backend = await createOnnxBackend({
+      model: wide.bytes,
+      execution: 'worker',
+      batching: false,
+    })
     const [worker] = poolOf(backend).workers() as [Worker]
     const rows = 8192
     const long = backend
@@ -236,14 +245,22 @@ describe('onnx worker lifetime', () => {
       const { bytes } = await linearModel(4, 3)
       const request = { task: 't', model: 'm', input: { tensors: { x: { type: 'float32', data: [1, 2, 3, 4], dims: [1, 4] } } } }
       for (const workerThreads of [1, 2]) {
-        const backend = await createOnnxBackend({ model: bytes, workerThreads })
+        const backend = await createOnnxBackend({ model: bytes, execution: 'worker', workerThreads })
         const { output } = await backend.invoke(request, {})
         console.log('answer', workerThreads, output.tensors.y.dims.join('x'))
         await backend.dispose()
         console.log('disposed', workerThreads)
       }
-      const forgotten = await createOnnxBackend({ model: bytes })
+      const forgotten = await createOnnxBackend({ model: bytes, execution: 'worker' })
       await forgotten.invoke(request, {})
+      // 'auto' moved to workers (every run counts as slow at maxBlockingMs 0), then forgotten.
+      const moved = await createOnnxBackend({ model: bytes, maxBlockingMs: 0 })
+      while (moved.stats().executor.running !== 'worker') {
+        await moved.invoke(request, {})
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+      await moved.invoke(request, {})
+      console.log('moved')
       console.log('end')
     `
     const { stdout, stderr, code } = await new Promise<{
@@ -288,6 +305,7 @@ describe('onnx worker lifetime', () => {
       'disposed 1',
       'answer 2 1x3',
       'disposed 2',
+      'moved',
       'end',
     ])
     expect(code).toBe(0)

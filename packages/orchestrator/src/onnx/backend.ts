@@ -331,6 +331,10 @@ export class LocalOnnxBackend implements ModelBackend {
         (variant, feeds) => this.executor.run(variant, feeds),
       )
     }
+    if (executor.mode === 'inline' && this.batcher) {
+      const batcher = this.batcher
+      executor.onSwitch = (threads) => batcher.reconfigure(threads, true)
+    }
   }
 
   /** The precision variants loaded, with their measured quality when given. */

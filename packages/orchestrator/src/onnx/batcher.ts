@@ -279,9 +279,23 @@ export class DynamicBatcher {
     })
   }
 
+  /**
+   * The executor moved (an `execution: 'auto'` backend going to worker
+   * threads): more batches may run at once, and a running one can be abandoned.
+   */
+  reconfigure(maxConcurrentBatches: number, abandonRunning: boolean): void {
+    this.settings.maxConcurrentBatches = maxConcurrentBatches
+    this.settings.abandonRunning = abandonRunning
+    this.pump()
+  }
+
   /** A batch finished: free its slot and send what waits, oldest queue first. */
   private finished(): void {
     this.running--
+    this.pump()
+  }
+
+  private pump(): void {
     if (this.closed || this.queuedItems === 0) return
     for (const queue of this.queues.values()) {
       if (this.running >= this.settings.maxConcurrentBatches) break

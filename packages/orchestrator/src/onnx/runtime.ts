@@ -59,7 +59,10 @@ export interface ModelSignature {
 
 /** Where sessions live and run: in this thread or in worker threads. */
 export interface Executor {
+  /** Where runs go now (an `'auto'` executor starts `'inline'` and may move to `'worker'`). */
   readonly mode: 'inline' | 'worker'
+  /** Set by the backend: called when runs move to worker threads, with their parallelism. */
+  onSwitch?: ((parallelism: number) => void) | undefined
   /** Creates (once) the sessions of every variant and returns their signatures. */
   load(): Promise<Record<string, ModelSignature>>
   run(variant: string, feeds: Record<string, DenseTensor>): Promise<Record<string, DenseTensor>>
