@@ -67,8 +67,14 @@ const FREE = 3
 const FIRST = 3
 
 /** `flags` bits. */
+/** The entry has a finite grace end (`staleUntil`): a hit reads the clock. */
 const EXPIRES = 1
+/** The key is simulated by the window tuner. */
 const SAMPLED = 2
+/** The entry has a finite TTL (`expiresAt`). */
+const FRESH_UNTIL = 4
+/** Either end is finite. */
+const TIMED = EXPIRES | FRESH_UNTIL
 
 /**
  * `touched` of entries outside the protected region: below any
@@ -155,7 +161,7 @@ export class MemoryTier implements CacheTier {
    * touch them (see `FrequencySketch.recordSeen`).
    */
   #saturatedIn: Int32Array
-  /** `EXPIRES` (has a finite grace end: a hit reads the clock), `SAMPLED` (window tuner). */
+  /** `EXPIRES`, `FRESH_UNTIL`, `SAMPLED` bits. */
   #flags: Uint8Array
   #weights: Float64Array
   #capacity: number
@@ -267,7 +273,7 @@ export class MemoryTier implements CacheTier {
   /**
    * The value under `key` if its entry is fresh (within its TTL), else
    * `undefined`; records the access exactly as {@link getEntry} does. The
-   * cache's `getIfPresent`.
+   * cache's `getIfPresent`. Kept small so that it inlines into its caller.
    */
   getFreshValue(key: string): unknown {
     const index = this.#map.get(key)
@@ -275,15 +281,27 @@ export class MemoryTier implements CacheTier {
       if (this.#sketch !== undefined) this.#onMiss(key)
       return undefined
     }
-    const entry = this.#entries[index]!
-    if ((this.#flags[index]! & EXPIRES) === 0) {
-      this.#onHit(index)
-      // Without a finite grace end the TTL may still be finite (infinite grace).
-      const expiresAt = entry.expiresAt
-      return expiresAt === Number.POSITIVE_INFINITY || this.#clock.now() < expiresAt
-        ? entry.value
-        : undefined
+    if ((this.#flags[index]! & TIMED) !== 0) return this.#timedFreshValue(index)
+    // #onHit, written out: this is the hottest call site.
+    if (this.#sketch === undefined) {
+      this.#moveToTail(index, WINDOW)
+    } else {
+      const accesses = ++this.#accesses
+      if (
+        accesses >= this.#nextMaintenance ||
+        this.#saturatedIn[index] !== this.#epoch ||
+        this.#touched[index]! < accesses - this.#protectedQuarter ||
+        (this.#flags[index]! & SAMPLED) !== 0
+      ) {
+        this.#slowHit(index, accesses)
+      }
     }
+    return this.#entries[index]!.value
+  }
+
+  /** {@link getFreshValue} for an entry with a finite TTL or grace end. */
+  #timedFreshValue(index: number): unknown {
+    const entry = this.#entries[index]!
     const now = this.#clock.now()
     if (!(now < entry.staleUntil)) {
       this.#expire(index)
@@ -294,10 +312,10 @@ export class MemoryTier implements CacheTier {
   }
 
   /**
-   * A hit, in the order: access count (aging and tuning when due), sketch
-   * counters unless saturated this epoch, reordering unless a recent
-   * protected move, the tuner's simulation for sampled keys. The common case
-   * (a saturated key, protected and recently moved, not sampled) writes one
+   * A hit: counts the access, and only when one of these is due leaves the
+   * straight line for {@link #slowHit}: maintenance, the sketch counters
+   * (unless saturated this epoch), reordering (unless a recent protected
+   * move), the tuner's simulation (sampled keys). The common case writes one
    * counter and reads four array slots.
    */
   #onHit(index: number): void {
@@ -306,11 +324,41 @@ export class MemoryTier implements CacheTier {
       return
     }
     const accesses = ++this.#accesses
+    if (
+      accesses >= this.#nextMaintenance ||
+      this.#saturatedIn[index] !== this.#epoch ||
+      this.#touched[index]! < accesses - this.#protectedQuarter ||
+      (this.#flags[index]! & SAMPLED) !== 0
+    ) {
+      this.#slowHit(index, accesses)
+    }
+  }
+
+  /** The policy work of a hit, in order (see {@link #onHit}). */
+  #slowHit(index: number, accesses: number): void {
     if (accesses >= this.#nextMaintenance) this.#maintain()
-    if (this.#saturatedIn[index] !== this.#epoch && this.#sketch.recordSeen(this.#hash[index]!)) {
+    if (this.#saturatedIn[index] !== this.#epoch && this.#sketch!.recordSeen(this.#hash[index]!)) {
       this.#saturatedIn[index] = this.#epoch
     }
-    if (this.#touched[index]! < accesses - this.#protectedQuarter) this.#reorder(index, accesses)
+    if (this.#touched[index]! < accesses - this.#protectedQuarter) {
+      if (this.#region[index] === PROTECTED) {
+        // The common reorder, written out: to the protected region's newest end.
+        this.#touched[index] = accesses
+        const last = this.#previous[PROTECTED]!
+        if (last !== index) {
+          const previous = this.#previous[index]!
+          const next = this.#next[index]!
+          this.#next[previous] = next
+          this.#previous[next] = previous
+          this.#previous[index] = last
+          this.#next[index] = PROTECTED
+          this.#next[last] = index
+          this.#previous[PROTECTED] = index
+        }
+      } else {
+        this.#reorder(index, accesses)
+      }
+    }
     if ((this.#flags[index]! & SAMPLED) !== 0) this.#tuner!.access(this.#hash[index]!)
   }
 
@@ -375,7 +423,9 @@ export class MemoryTier implements CacheTier {
   /** Stores `entry` under `key`. An entry heavier than `maxBytes` is not stored. */
   setEntry(key: string, entry: StoredEntry): void {
     const weight = this.#weigher ? this.#weigher(key, entry.value) : 0
-    const flags = entry.staleUntil === Number.POSITIVE_INFINITY ? 0 : EXPIRES
+    const flags =
+      (entry.staleUntil === Number.POSITIVE_INFINITY ? 0 : EXPIRES) |
+      (entry.expiresAt === Number.POSITIVE_INFINITY ? 0 : FRESH_UNTIL)
     const existing = this.#map.get(key)
     if (existing !== undefined) {
       this.#untag(existing)
