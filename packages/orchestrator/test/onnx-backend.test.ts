@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events'
 import { isAideError, ManualClock } from '@aide/core'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { LocalOnnxBackend } from '../src/onnx/backend.js'
@@ -441,6 +442,26 @@ describe('dynamic batching', () => {
     expectAllClose(outputOf(a).data, expectA)
     expectAllClose(outputOf(b).data, expectB)
     expect(backend.stats().cancelled).toBeGreaterThanOrEqual(1)
+  })
+
+  it('requests sharing a signal: one abort cancels them all, the others run; no listener is left behind', async () => {
+    const shared = new AbortController()
+    const other = new AbortController().signal
+    const gone = [1, 2, 3].map((i) =>
+      backend.invoke(request([[i, 0, 0, 0]]), { signal: shared.signal }),
+    )
+    const kept = backend.invoke(request([[4, 4, 4, 4]]), { signal: other })
+    // One listener per distinct signal while its requests are queued.
+    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(1)
+    shared.abort()
+    for (const p of gone) await expect(p).rejects.toMatchObject({ code: 'E_CANCELLED' })
+    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0)
+    clock.advance(2)
+    expectAllClose(
+      outputOf(await kept).data,
+      linearReference(Float32Array.from([4, 4, 4, 4]), model.weights, model.bias, INPUTS, OUTPUTS),
+    )
+    expect(getEventListeners(other, 'abort')).toHaveLength(0)
   })
 
   it('a request cancelled while its batch runs stops waiting; the others get their rows', async () => {

@@ -385,10 +385,11 @@ export class LocalOnnxBackend implements ModelBackend {
     const feeds = this.mapInputs(request.input.tensors, precision)
     this.counters.requests++
     this.counters.inFlight++
+    const rows = this.batcher ? DynamicBatcher.rowsOf(feeds) : undefined
     try {
       const outputs =
-        this.batcher && DynamicBatcher.canBatch(feeds)
-          ? await this.batcher.submit(precision, feeds, signal)
+        rows !== undefined
+          ? await this.batcher!.submit(precision, feeds, rows, signal)
           : this.executor.mode === 'inline'
             ? // An in-thread run cannot be interrupted and finishes before an abort could be seen;
               // skip the listener bookkeeping and drop the result if the caller left meanwhile.

@@ -34,11 +34,11 @@ export type BatchRunner = (
 ) => Promise<Record<string, DenseTensor>>
 
 interface Pending {
+  key: string
   feeds: Record<string, DenseTensor>
   rows: number
   signal: AbortSignal | undefined
   settled: boolean
-  onAbort: (() => void) | undefined
   resolve(value: Record<string, DenseTensor>): void
   reject(error: unknown): void
 }
@@ -102,6 +102,13 @@ export class DynamicBatcher {
     cancelled: 0,
     largestBatch: 0,
   }
+  /**
+   * One abort listener per distinct signal among queued requests, not one per
+   * request: callers often share a signal (a server's shutdown signal), and an
+   * EventTarget add/remove pair per request was a measurable share of the
+   * batched path.
+   */
+  private readonly watched = new Map<AbortSignal, { items: Set<Pending>; onAbort: () => void }>()
   private closed = false
   private readonly onLoneDone = () => this.finished()
   private readonly onBatchDone = () => this.finished()
@@ -126,20 +133,20 @@ export class DynamicBatcher {
     else this.settings.clock.clearTimer(handle)
   }
 
-  /** Whether these feeds can be batched at all (every input has a shared leading axis). */
-  static canBatch(feeds: Record<string, DenseTensor>): boolean {
-    return batchRows(feeds) !== undefined
+  /** Rows of these feeds when they can be batched (every input has the same leading axis), else undefined. */
+  static rowsOf(feeds: Record<string, DenseTensor>): number | undefined {
+    return batchRows(feeds)
   }
 
-  /** Queues one request; resolves with its own slice of the batch outputs. */
+  /** Queues one request of `rows` rows (see {@link rowsOf}); resolves with its own slice of the batch outputs. */
   submit(
     variant: string,
     feeds: Record<string, DenseTensor>,
+    rows: number,
     signal?: AbortSignal,
   ): Promise<Record<string, DenseTensor>> {
     if (signal?.aborted)
       return Promise.reject(cancelledError(signal.reason, 'onnx: batched request'))
-    const rows = batchRows(feeds) ?? 1
     this.counters.requests++
     if (
       this.settings.dispatchWhenIdle &&
@@ -151,19 +158,8 @@ export class DynamicBatcher {
     }
     const key = `${variant}|${batchKey(feeds)}`
     return new Promise((resolve, reject) => {
-      const item: Pending = {
-        feeds,
-        rows,
-        signal,
-        settled: false,
-        onAbort: undefined,
-        resolve,
-        reject,
-      }
-      if (signal) {
-        item.onAbort = () => this.cancel(key, item)
-        signal.addEventListener('abort', item.onAbort, { once: true })
-      }
+      const item: Pending = { key, feeds, rows, signal, settled: false, resolve, reject }
+      if (signal) this.watch(signal, item)
       let queue = this.queues.get(key)
       if (queue && queue.rows + rows > this.settings.maxBatch) {
         // Full: it goes now (behind the running batch when the executor is busy).
@@ -226,9 +222,35 @@ export class DynamicBatcher {
     })
   }
 
-  private cancel(key: string, item: Pending): void {
+  private watch(signal: AbortSignal, item: Pending): void {
+    let entry = this.watched.get(signal)
+    if (!entry) {
+      const items = new Set<Pending>()
+      const onAbort = () => {
+        this.watched.delete(signal)
+        for (const pending of items) this.cancel(pending)
+      }
+      entry = { items, onAbort }
+      this.watched.set(signal, entry)
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    entry.items.add(item)
+  }
+
+  private unwatch(signal: AbortSignal, item: Pending): void {
+    const entry = this.watched.get(signal)
+    if (!entry) return
+    entry.items.delete(item)
+    if (entry.items.size === 0) {
+      this.watched.delete(signal)
+      signal.removeEventListener('abort', entry.onAbort)
+    }
+  }
+
+  private cancel(item: Pending): void {
     if (item.settled) return
     this.counters.cancelled++
+    const key = item.key
     const queue = this.queues.get(key)
     if (queue) {
       const index = queue.items.indexOf(item)
@@ -248,7 +270,7 @@ export class DynamicBatcher {
   private settle(item: Pending, error: unknown, value?: Record<string, DenseTensor>): void {
     if (item.settled) return
     item.settled = true
-    if (item.onAbort) item.signal?.removeEventListener('abort', item.onAbort)
+    if (item.signal) this.unwatch(item.signal, item)
     if (error !== undefined) item.reject(error)
     else item.resolve(value!)
   }

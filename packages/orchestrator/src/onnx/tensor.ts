@@ -166,16 +166,26 @@ export class MemoryPoolTensorAllocator implements TensorAllocator {
 
 /** Key that decides whether two requests can share a batch: types and non-batch dims. */
 export function batchKey(feeds: Record<string, DenseTensor>): string | undefined {
-  const parts: string[] = []
-  for (const name of Object.keys(feeds).sort()) {
-    const t = feeds[name]!
-    if (t.dims.length === 0) return undefined
-    parts.push(`${name}:${t.type}:${t.dims.slice(1).join('x')}`)
+  const names = Object.keys(feeds)
+  // One input (the common case): no sort, no intermediate arrays.
+  if (names.length === 1) return tensorKey(names[0]!, feeds[names[0]!]!)
+  let key = ''
+  for (const name of names.sort()) {
+    const part = tensorKey(name, feeds[name]!)
+    if (part === undefined) return undefined
+    key = key === '' ? part : `${key}|${part}`
   }
-  return parts.join('|')
+  return key
 }
 
-/** Rows (batch-axis size) of a request; every input must agree. */
+function tensorKey(name: string, t: DenseTensor): string | undefined {
+  const dims = t.dims
+  if (dims.length === 0) return undefined
+  let shape = ''
+  for (let i = 1; i < dims.length; i++) shape = i === 1 ? `${dims[i]}` : `${shape}x${dims[i]}`
+  return `${name}:${t.type}:${shape}`
+}
+
 export function batchRows(feeds: Record<string, DenseTensor>): number | undefined {
   let rows: number | undefined
   for (const t of Object.values(feeds)) {
