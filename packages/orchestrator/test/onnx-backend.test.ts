@@ -192,8 +192,9 @@ describe('onnx backend (onnxruntime-node)', () => {
             ),
           )
         })
-      // Sequential runs: the third slow one starts the workers; requests keep running in-thread meanwhile.
-      for (let i = 0; i < 3; i++) check([await backend.invoke(request([rows[0]!]), call)])
+      // Sequential runs: the first looks slow (call to result) and turns on precise timing;
+      // the third precisely timed slow run starts the workers. Requests keep running in-thread meanwhile.
+      for (let i = 0; i < 4; i++) check([await backend.invoke(request([rows[0]!]), call)])
       const decided = backend.stats().executor
       expect(decided.switch).toMatchObject({
         reason: expect.stringContaining('maxBlockingMs (0 ms)'),

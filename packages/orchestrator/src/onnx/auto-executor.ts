@@ -9,18 +9,22 @@
  * moving it would double the cost for no gain in responsiveness; a 50 ms model
  * on the event loop, on the other hand, stalls every other callback for 50 ms.
  *
- * The rule: each in-thread run is timed from the event-loop turn it starts in
- * (an immediate queued just before onnxruntime's own) to its result. When 3 of
- * the last 8 runs blocked for more than `maxBlockingMs`, a worker pool is
- * started (lazily, in the background); requests keep running in-thread until
- * it is ready, then every later run goes to the workers. Runs already under way
- * in-thread finish there, and the in-thread sessions are released once they
- * have. The switch is one-way and recorded in `stats()` (when, why, the longest
- * run seen); nothing is emitted or logged on the hot path. Needing 3 slow runs
- * of 8 rather than one keeps a single hiccup (a GC pause, the OS descheduling
- * the process) from moving a fast model.
+ * The rule: each in-thread run is timed from its call to its result (cheap; an
+ * upper bound, since it includes whatever else the event loop did in between).
+ * A run that looks slow that way turns on precise timing for the next
+ * {@link WINDOW} runs: from an immediate queued just before onnxruntime's own
+ * to the result, i.e. the run itself. When 3 of the last 8 precisely timed runs
+ * blocked for more than `maxBlockingMs`, a worker pool is started (lazily, in
+ * the background); requests keep running in-thread until it is ready, then
+ * every later run goes to the workers. Runs already under way in-thread finish
+ * there, and the in-thread sessions are released once they have. The switch is
+ * one-way and recorded in `stats()` (when, why, the longest run seen); nothing
+ * is emitted or logged on the hot path. Needing 3 slow runs of 8 rather than
+ * one keeps a single hiccup (a GC pause, the OS descheduling the process) from
+ * moving a fast model, and a busy event loop alone (slow call-to-result times,
+ * short runs) never moves it.
  */
-import type { Executor, InlineExecutor, ModelSignature } from './runtime.js'
+import type { Executor, InlineExecutor, InlineRunObserver, ModelSignature } from './runtime.js'
 import type { DenseTensor } from './tensor.js'
 
 /** Slow runs among the last {@link WINDOW} that move a backend to worker threads. */
@@ -43,7 +47,7 @@ export type AutoExecutorStats = {
   maxBlockingMs: number
   /** Runs made on the calling thread. */
   inlineRuns: number
-  /** Longest in-thread run seen, in ms. */
+  /** Longest precisely timed in-thread run, in ms (0 while no run looked slow). */
   longestInlineRunMs: number
   /** Set once the backend decided to move to worker threads. */
   switch?: {
@@ -60,21 +64,17 @@ export type AutoExecutorStats = {
 }
 
 /** See the module comment. */
-export class AutoExecutor implements Executor {
+export class AutoExecutor implements Executor, InlineRunObserver {
   private current: 'inline' | 'worker' = 'inline'
   private worker: Executor | undefined
   private workerLoading: Promise<unknown> | undefined
-  private inlineInFlight = 0
   private inlineReleased: Promise<void> | undefined
+  /** Precisely timed runs still to make before going back to call-to-result timing. */
+  private preciseLeft = 0
   private slowBits = 0
-  private inlineRuns = 0
   private longest = 0
-  private startedAt = 0
   private decision: NonNullable<AutoExecutorStats['switch']> | undefined
   private disposed = false
-  private readonly markStart = () => {
-    this.startedAt = performance.now()
-  }
 
   /** Called once the worker pool has taken over, with its parallelism. */
   onSwitch: ((parallelism: number) => void) | undefined
@@ -84,10 +84,17 @@ export class AutoExecutor implements Executor {
     private readonly createWorker: () => Executor,
     private readonly threads: number,
     private readonly maxBlockingMs: number,
-  ) {}
+  ) {
+    inline.observer = this
+  }
 
   get mode(): 'inline' | 'worker' {
     return this.current
+  }
+
+  /** @internal {@link InlineRunObserver} */
+  get precise(): boolean {
+    return this.preciseLeft > 0
   }
 
   load(): Promise<Record<string, ModelSignature>> {
@@ -95,34 +102,26 @@ export class AutoExecutor implements Executor {
   }
 
   run(variant: string, feeds: Record<string, DenseTensor>): Promise<Record<string, DenseTensor>> {
-    if (this.current === 'worker') return this.worker!.run(variant, feeds)
-    return this.runInline(variant, feeds)
+    if (this.current === 'inline') return this.inline.run(variant, feeds)
+    if (this.inlineReleased === undefined && this.inline.inFlight === 0) this.releaseInline()
+    return this.worker!.run(variant, feeds)
   }
 
-  private async runInline(
-    variant: string,
-    feeds: Record<string, DenseTensor>,
-  ): Promise<Record<string, DenseTensor>> {
-    this.inlineInFlight++
-    // Runs just before onnxruntime's own immediate, so the time measured below is
-    // the run (and its tensor conversions), not whatever the loop did before it.
-    setImmediate(this.markStart)
-    try {
-      const outputs = await this.inline.run(variant, feeds)
-      this.observe(performance.now() - this.startedAt)
-      return outputs
-    } finally {
-      if (--this.inlineInFlight === 0 && this.current === 'worker') this.releaseInline()
+  /** @internal {@link InlineRunObserver}: an in-thread run took `ms`. */
+  ran(ms: number, precise: boolean): void {
+    if (ms > this.longest && precise) this.longest = ms
+    if (!precise) {
+      if (ms > this.maxBlockingMs) this.preciseLeft = WINDOW
+      return
     }
-  }
-
-  private observe(ms: number): void {
-    this.inlineRuns++
-    if (ms > this.longest) this.longest = ms
+    this.preciseLeft--
     const slow = ms > this.maxBlockingMs ? 1 : 0
     this.slowBits = ((this.slowBits << 1) | slow) & WINDOW_MASK
-    if (slow && this.decision === undefined && bitCount(this.slowBits) >= SLOW_RUNS_TO_SWITCH)
-      this.startWorkers(ms)
+    if (slow) {
+      this.preciseLeft = WINDOW
+      if (this.decision === undefined && bitCount(this.slowBits) >= SLOW_RUNS_TO_SWITCH)
+        this.startWorkers(ms)
+    }
   }
 
   private startWorkers(lastMs: number): void {
@@ -138,7 +137,7 @@ export class AutoExecutor implements Executor {
         this.current = 'worker'
         this.decision!.switchedAt = Date.now()
         this.onSwitch?.(this.threads)
-        if (this.inlineInFlight === 0) this.releaseInline()
+        if (this.inline.inFlight === 0) this.releaseInline()
       },
       (error: unknown) => {
         this.decision!.failed = (error as Error).message
@@ -162,11 +161,12 @@ export class AutoExecutor implements Executor {
   }
 
   stats(): AutoExecutorStats {
+    const inline = this.inline.stats() as { runs: number }
     const stats: AutoExecutorStats = {
       mode: 'auto',
       running: this.current,
       maxBlockingMs: this.maxBlockingMs,
-      inlineRuns: this.inlineRuns,
+      inlineRuns: inline.runs,
       longestInlineRunMs: this.longest,
     }
     if (this.decision) stats.switch = { ...this.decision }
