@@ -224,30 +224,34 @@ function addRatio(name: string, size: number, trace: readonly string[] | Int32Ar
     subjectValue: tiny,
     peerValue: lru,
     higherIsBetter: true,
-    note: `${(tiny - lru).toFixed(1)} points, ${trace.length} accesses`,
+    note: `${(tiny - lru).toFixed(2)} points, ${trace.length} accesses`,
   })
 }
 
+/**
+ * Cache sizes per trace: the trace README's size first (where it gives one), then
+ * half and double. Every size measured is reported.
+ */
 const LIRS_SIZES: Record<string, number[]> = {
-  gli: [1000],
-  loop: [500],
-  cs: [800],
-  ps: [800],
-  multi3: [2000],
-  sprite: [1000],
+  gli: [1000, 500, 2000],
+  loop: [500, 250, 1000],
+  cs: [800, 400, 1600],
+  ps: [800, 400, 1600],
+  multi3: [2000, 1000, 4000],
+  sprite: [1000, 500, 2000],
   multi1: [1000],
-  multi2: [1000],
-  '2_pools': [1000],
-  zigzag: [500],
+  multi2: [1000, 500, 2000],
+  '2_pools': [1000, 500, 2000],
+  zigzag: [500, 250, 1000],
   scan: [500],
-  cpp: [300],
+  cpp: [300, 150, 600],
   backf: [1000],
 }
-const CACHE2K_SIZES: Record<string, number> = {
-  web07: 2000,
-  web12: 2000,
-  'orm-busy': 2000,
-  'orm-night': 2000,
+const CACHE2K_SIZES: Record<string, number[]> = {
+  web07: [2000, 1000, 4000],
+  web12: [2000, 1000, 4000],
+  'orm-busy': [2000],
+  'orm-night': [2000],
 }
 
 function hitRatios(): void {
@@ -256,7 +260,8 @@ function hitRatios(): void {
   addRatio('generated zipf-0.9', 500, zipf(n, 20_000, 0.9))
   addRatio('generated scan-heavy', 1000, scanHeavy(n / 2))
   addRatio('generated loop', 500, loop(600, quick ? 50 : 200))
-  addRatio('generated recency', 500, recency(n))
+  const drifting = recency(n)
+  for (const size of [500, 250, 1000]) addRatio('generated recency', size, drifting)
   const dir = options.extra.traces
   if (typeof dir !== 'string') {
     console.log('cache: pass --traces DIR (e.g. ../shared/traces) for hit ratios on real traces')
@@ -294,7 +299,7 @@ function hitRatios(): void {
         const count = Math.floor(raw.length / 4)
         const trace = new Int32Array(count)
         for (let i = 0; i < count; i++) trace[i] = raw.readInt32BE(i * 4)
-        addRatio(`cache2k/${name}`, CACHE2K_SIZES[name] ?? 2000, trace)
+        for (const size of CACHE2K_SIZES[name] ?? [2000]) addRatio(`cache2k/${name}`, size, trace)
       }
     }
   }

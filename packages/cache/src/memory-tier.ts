@@ -6,7 +6,7 @@
  * window are *candidates* for the *main* region (a segmented LRU of
  * *probation* and *protected*). A candidate is admitted only if the frequency
  * sketch says it is more popular than the main region's eviction victim. The
- * window's share of the capacity follows a simulation of six window sizes on a
+ * window's share of the capacity follows a simulation of seven window sizes on a
  * sample of the keys (see `window-tuner.ts`), so recency-heavy workloads grow
  * the window (behaving like LRU) and frequency- or scan-heavy ones shrink it.
  */

@@ -1,9 +1,9 @@
 /**
  * Sizes the W-TinyLFU window by simulation ("mini-sim", Einziger et al.,
  * Adaptive Software Cache Management, Middleware 2018): a spatial sample of
- * the keys (about 512 entries' worth) runs through six key-only W-TinyLFU
- * caches of the scaled-down capacity whose windows are 1%, 20%, 40%, 60%, 80%
- * and 99% of it, sharing the real cache's frequency sketch. At the end of each
+ * the keys (about 512 entries' worth) runs through seven key-only W-TinyLFU
+ * caches of the scaled-down capacity whose windows are 1%, 5%, 20%, 40%, 60%,
+ * 80% and 99% of it, sharing the real cache's frequency sketch. At the end of each
  * period the real window takes the share of the simulation with the best
  * (exponentially decayed) hit count.
  *
@@ -17,7 +17,7 @@
 import type { FrequencySketch } from './frequency-sketch.js'
 
 /** Window shares simulated, smallest first (ties go to the smaller window). */
-const FRACTIONS = [0.01, 0.2, 0.4, 0.6, 0.8, 0.99] as const
+const FRACTIONS = [0.01, 0.05, 0.2, 0.4, 0.6, 0.8, 0.99] as const
 /** Target capacity of each simulated cache: enough for stable estimates. */
 const TARGET_CAPACITY = 512
 /** Weight of the past in the decayed hit counts (per period). */
@@ -33,14 +33,14 @@ function sampleHash(hash: number): number {
   return Math.imul(hash, 0x9e3779b1) >>> 0
 }
 
-/** Six key-only W-TinyLFU simulations over a sample of the keys. */
+/** Seven key-only W-TinyLFU simulations over a sample of the keys. */
 export class WindowTuner {
   /** A key is simulated when `sampleHash(hash) < limit`. */
   readonly #limit: number
   readonly #capacity: number
   readonly #sketch: FrequencySketch
   readonly #count = FRACTIONS.length
-  /** Slots (one per simulated key, shared by the six caches) by key hash. */
+  /** Slots (one per simulated key, shared by the seven caches) by key hash. */
   readonly #slots = new Map<number, number>()
   readonly #slotHash: Int32Array
   readonly #references: Uint8Array
@@ -107,7 +107,7 @@ export class WindowTuner {
     return sampleHash(hash) < this.#limit
   }
 
-  /** Runs one access of a sampled key through the six simulations. */
+  /** Runs one access of a sampled key through the seven simulations. */
   access(hash: number): void {
     let slot = this.#slots.get(hash)
     if (slot === undefined) {
