@@ -267,6 +267,22 @@ if (report.wants('event-loop lag')) {
   }
   const auto = await lag('auto')
   const idle = await measure(() => new Promise((resolve) => setTimeout(resolve, auto.ms)))
+  // A main thread kept as busy as the in-thread load, with no inference: a chain of
+  // immediates each spinning 40 µs (about one run of this model). What a fully busy
+  // event loop of short tasks gets from this machine's scheduler at the time.
+  const busy = await measure(
+    () =>
+      new Promise<void>((resolve) => {
+        const end = performance.now() + auto.ms
+        const spin = () => {
+          const stop = performance.now() + 0.04
+          while (performance.now() < stop) {}
+          if (performance.now() < end) setImmediate(spin)
+          else resolve()
+        }
+        setImmediate(spin)
+      }),
+  )
   const worker = await lag('worker')
   const note = 'monitorEventLoopDelay, resolution 1 ms, default batching'
   report.add({
@@ -278,6 +294,16 @@ if (report.wants('event-loop lag')) {
     peerValue: idle.p99,
     higherIsBetter: false,
     note: `${note}; the idle run lasts as long as the loaded one`,
+  })
+  report.add({
+    case: 'event-loop lag p99: inference vs busy loop',
+    subject: `default (auto, ran ${auto.running}), c=8`,
+    peer: 'busy loop of 40 µs tasks, no inference',
+    metric: 'ms',
+    subjectValue: auto.p99,
+    peerValue: busy.p99,
+    higherIsBetter: false,
+    note: `${note}; same duration; the CPU-bound floor of this machine`,
   })
   report.add({
     case: 'event-loop lag p99 (c=8)',

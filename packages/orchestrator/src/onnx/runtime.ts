@@ -72,7 +72,8 @@ export interface Executor {
 
 /** Converts an onnxruntime output tensor to a dense tensor we own. */
 export function fromOrtTensor(tensor: OrtTensor): DenseTensor {
-  return { type: tensor.type, dims: [...tensor.dims], data: tensor.data as TypedArray }
+  // onnxruntime builds a fresh dims array per output tensor; it is ours to keep.
+  return { type: tensor.type, dims: tensor.dims as number[], data: tensor.data as TypedArray }
 }
 
 /**
@@ -139,8 +140,10 @@ export class InlineExecutor implements Executor {
     if (!session)
       throw new AideError('E_DISPOSED', `onnx: the session for variant "${variant}" is not loaded`)
     const inputs: Record<string, OrtTensor> = {}
-    for (const [name, t] of Object.entries(feeds))
+    for (const name in feeds) {
+      const t = feeds[name]!
       inputs[name] = new this.ort.Tensor(t.type, t.data, t.dims)
+    }
     this.runs++
     const observer = this.observer
     let startedAt = 0
@@ -155,7 +158,7 @@ export class InlineExecutor implements Executor {
       this.inFlight--
     }
     const result: Record<string, DenseTensor> = {}
-    for (const [name, t] of Object.entries(outputs)) result[name] = fromOrtTensor(t)
+    for (const name in outputs) result[name] = fromOrtTensor(outputs[name]!)
     if (observer) observer.ran(performance.now() - (precise ? this.markedAt : startedAt), precise)
     return result
   }

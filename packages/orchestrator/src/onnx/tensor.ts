@@ -60,11 +60,17 @@ export function normalizeTensor(value: TensorData, field: string): DenseTensor {
       `${field}.type`,
       `must be one of ${TENSOR_TYPES.join(', ')}, got ${JSON.stringify(value.type)}`,
     )
-  if (!Array.isArray(value.dims) || value.dims.some((d) => !Number.isInteger(d) || d < 0)) {
+  if (!Array.isArray(value.dims))
     throw invalidInput(`${field}.dims`, 'must be an array of non-negative integers')
+  const dims = new Array<number>(value.dims.length)
+  let count = 1
+  for (let i = 0; i < dims.length; i++) {
+    const d = value.dims[i]!
+    if (!Number.isInteger(d) || d < 0)
+      throw invalidInput(`${field}.dims`, 'must be an array of non-negative integers')
+    dims[i] = d
+    count *= d
   }
-  const dims = [...value.dims]
-  const count = dims.reduce((a, b) => a * b, 1)
   let data: TypedArray
   const raw = value.data as unknown
   if (ArrayBuffer.isView(raw) && !(raw instanceof DataView)) {
@@ -188,8 +194,8 @@ function tensorKey(name: string, t: DenseTensor): string | undefined {
 
 export function batchRows(feeds: Record<string, DenseTensor>): number | undefined {
   let rows: number | undefined
-  for (const t of Object.values(feeds)) {
-    const r = t.dims[0]
+  for (const name in feeds) {
+    const r = feeds[name]!.dims[0]
     if (r === undefined) return undefined
     if (rows === undefined) rows = r
     else if (rows !== r) return undefined
