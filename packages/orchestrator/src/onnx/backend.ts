@@ -325,6 +325,9 @@ export class LocalOnnxBackend implements ModelBackend {
           dispatchWhenIdle: options.batching?.dispatchWhenIdle ?? true,
           maxConcurrentBatches: parallelism,
           abandonRunning: executor.mode !== 'inline',
+          // onnxruntime-node defers each run to an immediate queued by session.run;
+          // onnxruntime-web's runs are truly asynchronous, so it keeps the turn-long hold.
+          inThread: executor.mode === 'inline' && kind === 'onnx',
           clock: options.clock ?? systemClock,
           allocator: this.allocator,
         },

@@ -11,6 +11,8 @@
  * just answered usually come straight back, and without that turn the first
  * of them would take the idle executor alone and the rest would wait behind
  * it (batches alternating between 1 and n-1 rows, about half the throughput).
+ * In-thread (see `inThread`), the hold is an immediate queued right behind
+ * the run's own, so it costs no extra turn of the loop.
  *
  * With `dispatchWhenIdle: false`, requests always wait for company, up to
  * `maxDelayMs` or `maxBatch` rows. A request whose signal aborts leaves its
@@ -70,6 +72,14 @@ export interface BatcherSettings {
    * small model's run.
    */
   abandonRunning: boolean
+  /**
+   * Runs happen on this thread, deferred by onnxruntime to an immediate queued
+   * when the run is called (onnxruntime-node). The queue is then sent from an
+   * immediate queued right behind the run's: it fires once the run is done and
+   * every caller it answered has had its microtasks, so they are back in the
+   * queue, and the next batch starts in the same turn instead of one turn later.
+   */
+  inThread: boolean
 }
 
 /** Counters of a {@link DynamicBatcher}. */
@@ -112,6 +122,12 @@ export class DynamicBatcher {
   private closed = false
   private readonly onLoneDone = () => this.finished()
   private readonly onBatchDone = () => this.finished()
+  /** In-thread batches whose follow-up immediate has not fired yet. */
+  private holds = 0
+  private readonly afterInThreadRun = () => {
+    this.holds--
+    this.pump()
+  }
 
   constructor(
     private readonly settings: BatcherSettings,
@@ -294,6 +310,16 @@ export class DynamicBatcher {
     queue.items = []
     if (items.length === 0) return
     this.running++
+    if (this.settings.inThread) {
+      this.holds++
+      void this.runBatch(queue.variant, items).then(() => {
+        this.running--
+        // The follow-up immediate already fired (the run did not finish in its turn): send now.
+        if (this.holds === 0) this.pump()
+      })
+      setImmediate(this.afterInThreadRun)
+      return
+    }
     void this.runBatch(queue.variant, items).then(() => {
       // Several callers just got answers and will likely be back within this turn.
       if (items.length > 1 && !this.closed) setImmediate(this.onBatchDone)
@@ -308,6 +334,7 @@ export class DynamicBatcher {
   reconfigure(maxConcurrentBatches: number, abandonRunning: boolean): void {
     this.settings.maxConcurrentBatches = maxConcurrentBatches
     this.settings.abandonRunning = abandonRunning
+    this.settings.inThread = false
     this.pump()
   }
 
