@@ -170,6 +170,31 @@ describe('onnx backend (onnxruntime-node)', () => {
     }
   })
 
+  it('in-thread batching: callers that come straight back after their answer share the next batch', async () => {
+    const backend = await createOnnxBackend({ model: model.bytes, execution: 'inline' })
+    try {
+      // 8 closed-loop callers, 6 requests each: after the first wave (1 alone, then 7),
+      // every batch carries all 8 callers.
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, caller) => {
+          for (let i = 0; i < 6; i++) {
+            const row = [caller, i, 1, 2]
+            const result = await backend.invoke(request([row]), call)
+            expectAllClose(
+              outputOf(result).data,
+              linearReference(Float32Array.from(row), model.weights, model.bias, INPUTS, OUTPUTS),
+            )
+          }
+        }),
+      )
+      const stats = backend.stats().batching as { batches: number; largestBatch: number }
+      expect(stats.largestBatch).toBe(8)
+      expect(stats.batches).toBeLessThanOrEqual(8)
+    } finally {
+      await backend.dispose()
+    }
+  })
+
   it("execution 'auto': runs that block longer than maxBlockingMs move the backend to worker threads", async () => {
     // maxBlockingMs 0 makes every in-thread run a slow one.
     const backend = await createOnnxBackend({

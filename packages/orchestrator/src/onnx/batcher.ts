@@ -122,13 +122,6 @@ export class DynamicBatcher {
   private closed = false
   private readonly onLoneDone = () => this.finished()
   private readonly onBatchDone = () => this.finished()
-  /** In-thread batches whose follow-up immediate has not fired yet. */
-  private holds = 0
-  private readonly afterInThreadRun = () => {
-    this.holds--
-    this.pump()
-  }
-
   constructor(
     private readonly settings: BatcherSettings,
     private readonly runner: BatchRunner,
@@ -311,13 +304,13 @@ export class DynamicBatcher {
     if (items.length === 0) return
     this.running++
     if (this.settings.inThread) {
-      this.holds++
-      void this.runBatch(queue.variant, items).then(() => {
-        this.running--
-        // The follow-up immediate already fired (the run did not finish in its turn): send now.
-        if (this.holds === 0) this.pump()
-      })
-      setImmediate(this.afterInThreadRun)
+      // The slot frees when both the run is done and the immediate behind it has fired.
+      let pending = 2
+      const release = () => {
+        if (--pending === 0) this.finished()
+      }
+      void this.runBatch(queue.variant, items).then(release)
+      setImmediate(release)
       return
     }
     void this.runBatch(queue.variant, items).then(() => {
