@@ -218,8 +218,8 @@ describe('onnx backend (onnxruntime-node)', () => {
           )
         })
       // Sequential runs: the first looks slow (call to result) and turns on precise timing;
-      // the third precisely timed slow run starts the workers. Requests keep running in-thread meanwhile.
-      for (let i = 0; i < 4; i++) check([await backend.invoke(request([rows[0]!]), call)])
+      // the fifth precisely timed slow run starts the workers. Requests keep running in-thread meanwhile.
+      for (let i = 0; i < 6; i++) check([await backend.invoke(request([rows[0]!]), call)])
       const decided = backend.stats().executor
       expect(decided.switch).toMatchObject({
         reason: expect.stringContaining('maxBlockingMs (0 ms)'),

@@ -13,22 +13,24 @@
  * upper bound, since it includes whatever else the event loop did in between).
  * A run that looks slow that way turns on precise timing for the next
  * {@link WINDOW} runs: from an immediate queued just before onnxruntime's own
- * to the result, i.e. the run itself. When 3 of the last 8 precisely timed runs
+ * to the result, i.e. the run itself. When 5 of the last 8 precisely timed runs
  * blocked for more than `maxBlockingMs`, a worker pool is started (lazily, in
  * the background); requests keep running in-thread until it is ready, then
  * every later run goes to the workers. Runs already under way in-thread finish
  * there, and the in-thread sessions are released once they have. The switch is
  * one-way and recorded in `stats()` (when, why, the longest run seen); nothing
- * is emitted or logged on the hot path. Needing 3 slow runs of 8 rather than
- * one keeps a single hiccup (a GC pause, the OS descheduling the process) from
- * moving a fast model, and a busy event loop alone (slow call-to-result times,
- * short runs) never moves it.
+ * is emitted or logged on the hot path. Needing a majority of slow runs (5 of
+ * 8) keeps hiccups (GC pauses, the OS descheduling the process on a busy
+ * machine) from moving a fast model: with 3 of 8, a benchmark on a loaded
+ * 2-core machine moved the 40 µs shipped model to workers and lost 4x
+ * throughput. A model whose every run is slow still moves after 5 runs, and a
+ * busy event loop alone (slow call-to-result times, short runs) never moves it.
  */
 import type { Executor, InlineExecutor, InlineRunObserver, ModelSignature } from './runtime.js'
 import type { DenseTensor } from './tensor.js'
 
 /** Slow runs among the last {@link WINDOW} that move a backend to worker threads. */
-export const SLOW_RUNS_TO_SWITCH = 3
+export const SLOW_RUNS_TO_SWITCH = 5
 /** How many recent in-thread runs the switch rule looks at. */
 export const WINDOW = 8
 const WINDOW_MASK = (1 << WINDOW) - 1

@@ -24,7 +24,7 @@ export interface OnnxBackendOptions extends LocalBackendOptions {
    * Where `session.run` executes. onnxruntime-node's `session.run` blocks the
    * thread it runs on for the whole inference.
    * - `'auto'` (default): on the calling thread while runs are short, in
-   *   worker threads once they are not (3 of the last 8 runs blocked for more
+   *   worker threads once they are not (5 of the last 8 runs blocked for more
    *   than `maxBlockingMs`). A run shorter than a thread round trip (~80 µs)
    *   is not worth moving; a long one must not stall the event loop.
    * - `'inline'`: always on the calling thread (lowest overhead, blocks the
