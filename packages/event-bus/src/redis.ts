@@ -49,6 +49,7 @@ import type {
   TransportHandler,
   TransportPublishOptions,
 } from './transport.js'
+import { type EncodedEvent, encodeBatch, encodeEvent } from './transport-encoding.js'
 
 export type { Serializer } from './serializer.js'
 export type {
@@ -334,45 +335,19 @@ class Transport<Events extends object> implements RedisTransport<Events> {
   }
 
   /** Validates and encodes one event. `prefix` names its fields (`publish: `, `publishBatch: events[2].`). */
-  #encode(type: unknown, payload: unknown, id: unknown, origin: unknown, prefix: string): string[] {
-    assertString(type, `${prefix}type`)
-    if (id !== undefined) assertString(id, `${prefix}id`, { maxLength: 200 })
-    if (origin !== undefined) assertString(origin, `${prefix}origin`, { maxLength: 200 })
-    let data: unknown
-    try {
-      data = this.#serializer.serialize(payload)
-    } catch (error) {
-      const inner = AideError.isInstance(error) ? error.details.field : undefined
-      const field = `${prefix}${typeof inner === 'string' ? inner : 'payload'}`
-      const problem =
-        AideError.isInstance(error) && typeof inner === 'string'
-          ? error.message.slice(inner.length + 1)
-          : `cannot be serialised: ${errorMessage(error)}`
-      throw new AideError('E_INVALID_INPUT', `${field} ${problem}`, {
-        cause: error,
-        details: { field },
-      })
-    }
-    if (typeof data !== 'string') {
-      throw new AideError(
-        'E_INVALID_INPUT',
-        `${prefix}payload: the serializer did not return a string`,
-        {
-          details: { field: `${prefix}payload` },
-        },
-      )
-    }
+  /** An encoded event as XADD field-value pairs (`id` is always at index 1). */
+  #fields(event: EncodedEvent): string[] {
     const fields = [
       'id',
-      (id as string | undefined) ?? randomUUID(),
+      event.id,
       'type',
-      type,
+      event.type,
       'data',
-      data,
+      event.data,
       'ts',
       String(this.#clock.now()),
     ]
-    if (origin !== undefined) fields.push('origin', origin as string)
+    if (event.origin !== undefined) fields.push('origin', event.origin)
     return fields
   }
 
@@ -388,7 +363,9 @@ class Transport<Events extends object> implements RedisTransport<Events> {
     this.#assertOpen('publish')
     assertObject(options, 'publish: options')
     validateDeadlineOptions(options, 'publish: options')
-    const fields = this.#encode(type, payload, options.id, options.origin, 'publish: ')
+    const fields = this.#fields(
+      encodeEvent(this.#serializer, type, payload, options.id, options.origin, 'publish: '),
+    )
     throwIfAborted(options.signal, `${LABEL}: publish`)
     try {
       const entryId = (await withDeadline(
@@ -421,22 +398,9 @@ class Transport<Events extends object> implements RedisTransport<Events> {
     options: DeadlineOptions = {},
   ): Promise<PublishedEvent[]> {
     this.#assertOpen('publishBatch')
-    if (!Array.isArray(events))
-      throw new AideError('E_INVALID_INPUT', 'publishBatch: events must be an array', {
-        details: { field: 'publishBatch: events' },
-      })
-    assertObject(options, 'publishBatch: options')
-    validateDeadlineOptions(options, 'publishBatch: options')
-    const encoded = events.map((event, index) => {
-      assertObject(event, `publishBatch: events[${index}]`)
-      return this.#encode(
-        event.type,
-        event.payload,
-        event.id,
-        event.origin,
-        `publishBatch: events[${index}].`,
-      )
-    })
+    const encoded = encodeBatch(this.#serializer, events, options).map((event) =>
+      this.#fields(event),
+    )
     if (encoded.length === 0) return []
     throwIfAborted(options.signal, `${LABEL}: publishBatch`)
     try {

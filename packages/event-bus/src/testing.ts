@@ -39,6 +39,7 @@ import type {
   TransportHandler,
   TransportPublishOptions,
 } from './transport.js'
+import { encodeBatch, encodeEvent } from './transport-encoding.js'
 
 // ------------------------------------------------------------------- collect
 
@@ -343,33 +344,8 @@ class MemoryTransportImpl<Events extends object> implements MemoryTransport<Even
     origin: unknown,
     prefix: string,
   ): Omit<Entry, 'entryId'> {
-    assertString(type, `${prefix}type`)
-    if (id !== undefined) assertString(id, `${prefix}id`, { maxLength: 200 })
-    if (origin !== undefined) assertString(origin, `${prefix}origin`, { maxLength: 200 })
-    let data: string
-    try {
-      data = this.#serializer.serialize(payload)
-    } catch (error) {
-      const inner = AideError.isInstance(error) ? error.details.field : undefined
-      const field = `${prefix}${typeof inner === 'string' ? inner : 'payload'}`
-      throw new AideError(
-        'E_INVALID_INPUT',
-        `${field} cannot be carried: ${error instanceof Error ? error.message : String(error)}`,
-        { cause: error, details: { field } },
-      )
-    }
-    if (typeof data !== 'string') {
-      throw new AideError(
-        'E_INVALID_INPUT',
-        `${prefix}payload: the serializer did not return a string`,
-        { details: { field: `${prefix}payload` } },
-      )
-    }
     return {
-      id: (id as string | undefined) ?? globalThis.crypto.randomUUID(),
-      type,
-      data,
-      origin: origin as string | undefined,
+      ...encodeEvent(this.#serializer, type, payload, id, origin, prefix),
       publishedAt: this.clock.now(),
     }
   }
@@ -399,22 +375,10 @@ class MemoryTransportImpl<Events extends object> implements MemoryTransport<Even
     events: ReadonlyArray<TransportBatchEvent<Events>>,
     options: DeadlineOptions = {},
   ): Promise<PublishedEvent[]> {
-    if (!Array.isArray(events))
-      throw new AideError('E_INVALID_INPUT', 'publishBatch: events must be an array', {
-        details: { field: 'publishBatch: events' },
-      })
-    assertObject(options, 'publishBatch: options')
-    validateDeadlineOptions(options, 'publishBatch: options')
-    const encoded = events.map((event, index) => {
-      assertObject(event, `publishBatch: events[${index}]`)
-      return this.#encode(
-        event.type,
-        event.payload,
-        event.id,
-        event.origin,
-        `publishBatch: events[${index}].`,
-      )
-    })
+    const encoded = encodeBatch(this.#serializer, events, options).map((event) => ({
+      ...event,
+      publishedAt: this.clock.now(),
+    }))
     this.#check('publishBatch', options.signal)
     return encoded.map((fields) => {
       const entry = this.#append(fields)
