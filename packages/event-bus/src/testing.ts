@@ -527,12 +527,15 @@ class MemoryTransportImpl<Events extends object> implements MemoryTransport<Even
   take(group: Group, consumer: MemoryConsumer<any>): Pending | undefined {
     if (!this.available || !this.#groups.has(group.name)) return undefined
     const now = this.clock.now()
+    let nextDue = Number.POSITIVE_INFINITY
     for (const pending of group.pending.values()) {
-      if (pending.owner === undefined && pending.retryAt <= now) {
+      if (pending.owner !== undefined) continue
+      if (pending.retryAt <= now) {
         pending.owner = consumer
         pending.deliveryCount++
         return pending
       }
+      if (pending.retryAt < nextDue) nextDue = pending.retryAt
     }
     if (group.next < this.#entries.length) {
       const entry = this.#entries[group.next++]!
@@ -540,6 +543,9 @@ class MemoryTransportImpl<Events extends object> implements MemoryTransport<Even
       group.pending.set(entry.entryId, pending)
       return pending
     }
+    // A retry timer can fire a little before the clock reaches the retry time
+    // (timers and Date.now() round differently): look again when it is due.
+    if (nextDue !== Number.POSITIVE_INFINITY) this.wakeLater(group, Math.max(1, nextDue - now))
     return undefined
   }
 
