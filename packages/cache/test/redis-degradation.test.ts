@@ -15,11 +15,11 @@ afterAll(async () => {
 describe('degradation with a real redis-server killed, paused and restarted during load', () => {
   it('reads never fail, errors are counted, L2 is circuit-broken, and the cache reconnects', async () => {
     const events: string[] = []
-    const l2 = await redisTier({ url: redis.url, prefix: 'degrade:', commandTimeoutMs: 300 })
+    const l2 = await redisTier({ url: redis.url, prefix: 'degrade:', commandTimeoutMs: 1000 })
     const cache: MultiLevelCache<string> = createCache<string>({
       l1: { maxEntries: 50 },
       l2,
-      tierTimeoutMs: 400,
+      tierTimeoutMs: 1500,
       breaker: { failureThreshold: 2, cooldownMs: 200 },
       events: { emit: (type: keyof CacheEvents) => events.push(type) },
     })

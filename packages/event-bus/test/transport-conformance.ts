@@ -86,7 +86,9 @@ export function testTransport(
         })),
       )
       const all = Array.from({ length: 20 }, (_, i) => i + 1)
-      await until(() => groups.shared!.length >= 20 && groups.two!.length >= 20)
+      await until(
+        () => groups.one!.length >= 20 && groups.two!.length >= 20 && groups.shared!.length >= 20,
+      )
       expect(groups.one).toEqual(all)
       expect(groups.two).toEqual(all)
       expect([...groups.shared!].sort((x, y) => x - y)).toEqual(all)
