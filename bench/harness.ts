@@ -8,6 +8,7 @@
  */
 import { appendFileSync, mkdirSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { do_not_optimize, measure } from 'mitata'
 
 export { do_not_optimize }
@@ -125,8 +126,25 @@ export class BenchReport {
   }
 
   /**
-   * Times subject and peer (alternating, twice each, keeping the better run)
-   * and records ops/s for both.
+   * Times subject and peer in alternating rounds and records the throughput
+   * (ops/s) of each.
+   *
+   * - Each side is run through its own compiled loop (a unique source, so V8
+   *   shares no type feedback between the two: neither call site turns
+   *   polymorphic because of the other library).
+   * - Both sides are warmed, then each is calibrated so one round takes about
+   *   `roundMs`; rounds alternate (subject, peer, peer, subject, …) so drift
+   *   and load from other processes fall on both sides alike.
+   * - When both sides are synchronous (a first call returns no promise) they
+   *   are timed in this process's CPU time (user + system, all threads, so GC
+   *   helper threads count): time spent descheduled on a shared machine is
+   *   charged to nobody. When either is asynchronous, both are timed on the
+   *   wall clock (an asynchronous side may wait for I/O, which CPU time would
+   *   not see), and an asynchronous side is awaited call by call.
+   * - Each side's value is its total operations over its total time across
+   *   all rounds, so occasional expensive rounds (a full GC the side caused)
+   *   count in full; the note adds the median of the paired per-round ratios
+   *   and its interquartile range.
    */
   async compareOps(
     caseName: string,
@@ -136,23 +154,41 @@ export class BenchReport {
   ): Promise<Comparison | undefined> {
     if (!this.wants(caseName)) return undefined
     const quick = this.options.quick
-    let s = await time(subject.fn, { quick })
-    let p = await time(peer.fn, { quick })
-    if (!quick) {
-      const s2 = await time(subject.fn, { quick })
-      const p2 = await time(peer.fn, { quick })
-      if (s2.avgNs < s.avgNs) s = s2
-      if (p2.avgNs < p.avgNs) p = p2
+    const roundMs = quick ? 5 : 20
+    const rounds = quick ? 8 : 30
+    const asyncs = [await isAsync(subject.fn), await isAsync(peer.fn)]
+    const clock = asyncs[0] || asyncs[1] ? 'wall' : 'cpu'
+    const sides = [
+      await prepareSide(subject.fn, asyncs[0]!, clock, roundMs),
+      await prepareSide(peer.fn, asyncs[1]!, clock, roundMs),
+    ]
+    const ops = [0, 0]
+    const elapsed = [0, 0]
+    const ratios: number[] = []
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? [0, 1] : [1, 0]
+      const perRound = [0, 0]
+      for (const index of order) {
+        const side = sides[index]!
+        const ms = await side.round()
+        ops[index]! += side.iterations
+        elapsed[index]! += ms
+        perRound[index] = side.iterations / ms
+      }
+      ratios.push(perRound[0]! / perRound[1]!)
     }
+    ratios.sort((a, b) => a - b)
+    const q = (f: number) => ratios[Math.min(ratios.length - 1, Math.floor(f * ratios.length))]!
+    const method = `${rounds} alternating rounds, ${clock} time; paired per-round ratio median ${q(0.5).toFixed(2)}, p25-p75 ${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)}`
     return this.add({
       case: caseName,
       subject: subject.name,
       peer: peer.name,
       metric: 'ops/s',
-      subjectValue: s.opsPerSec,
-      peerValue: p.opsPerSec,
+      subjectValue: (ops[0]! / elapsed[0]!) * 1000,
+      peerValue: (ops[1]! / elapsed[1]!) * 1000,
       higherIsBetter: true,
-      ...(note ? { note } : {}),
+      note: note ? `${note}; ${method}` : method,
     })
   }
 
@@ -171,6 +207,81 @@ export class BenchReport {
         ratio: Number(r.ratio.toFixed(2)),
       })),
     )
+  }
+}
+
+/**
+ * CPU time of this process in ms (user + system, every thread). Synchronous
+ * benchmark rounds are timed with it: on a shared machine the process is
+ * often descheduled, which the wall clock would charge to whichever side
+ * happened to be running.
+ */
+export function cpuMs(): number {
+  const usage = process.cpuUsage()
+  return (usage.user + usage.system) / 1000
+}
+
+interface PreparedSide {
+  iterations: number
+  /** Runs one round of `iterations` calls; resolves to the time it took in ms. */
+  round(): Promise<number>
+}
+
+let loopSerial = 0
+
+/** Calls `fn` once; true if it returned a promise (awaited here). */
+async function isAsync(fn: () => unknown): Promise<boolean> {
+  const first = fn()
+  if (typeof (first as { then?: unknown } | undefined)?.then !== 'function') return false
+  await first
+  return true
+}
+
+/**
+ * Compiles a timing loop for one side (a fresh function with a unique source,
+ * so the call site inside sees only this side's function), warms it, and
+ * calibrates how many calls make a round of about `roundMs`.
+ */
+async function prepareSide(
+  fn: () => unknown,
+  isAsync: boolean,
+  clockName: 'cpu' | 'wall',
+  roundMs: number,
+): Promise<PreparedSide> {
+  const id = ++loopSerial
+  // `new Function` is used here, in benchmarks only, to get one loop per side.
+  const loop = isAsync
+    ? (new Function(
+        'fn',
+        'n',
+        `// loop ${id}\nreturn (async () => { for (let i = 0; i < n; i++) await fn() })()`,
+      ) as (fn: () => unknown, n: number) => Promise<void>)
+    : (new Function('fn', 'n', `// loop ${id}\nfor (let i = 0; i < n; i++) fn()`) as (
+        fn: () => unknown,
+        n: number,
+      ) => void)
+  const clock = clockName === 'wall' ? () => performance.now() : cpuMs
+  const timeRound = async (n: number): Promise<number> => {
+    const start = clock()
+    await loop(fn, n)
+    return clock() - start
+  }
+  // Warm-up (about 5 rounds' worth, so the loop and `fn` reach optimised
+  // code), then calibration: double n until a call of the loop is measurable.
+  let n = 1
+  let warmedMs = 0
+  for (;;) {
+    const ms = await timeRound(n)
+    warmedMs += ms
+    if (warmedMs >= 5 * roundMs && (ms >= roundMs / 4 || n >= 1 << 26)) {
+      const iterations = Math.max(1, Math.round((n * roundMs) / Math.max(ms, 1e-3)))
+      await timeRound(iterations)
+      return {
+        iterations,
+        round: () => timeRound(iterations),
+      }
+    }
+    if (ms < roundMs / 4) n *= 2
   }
 }
 
