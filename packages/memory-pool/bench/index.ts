@@ -51,6 +51,19 @@ for (const size of [4 * KiB, 64 * KiB, 1 * MiB, 8 * MiB]) {
     'zeroOnReuse: false',
   )
 }
+// The floor under the zeroed rows: one kept buffer zeroed with fill(0) (a
+// memset). The pool's zeroed acquire+release cannot beat it; a ratio near 1
+// means the pool adds nothing but the zeroing itself.
+for (const size of [64 * KiB, 1 * MiB, 8 * MiB]) {
+  const kept = new Uint8Array(size)
+  collect()
+  await report.compareOps(
+    `zeroing-floor-${label(size)}`,
+    { name: 'BufferPool', fn: () => zeroing.acquireExact(size).release() },
+    { name: 'Uint8Array.fill(0)', fn: () => kept.fill(0) },
+    'peer: zeroing one kept buffer of the same size (memory bandwidth)',
+  )
+}
 // The same at the large sizes when the buffer is then used: writing one byte
 // per 4 KiB page makes the peer pay for the kernel's lazy zero pages (page
 // faults), which the rows above leave out because the peer never touches them.
