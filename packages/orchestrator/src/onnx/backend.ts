@@ -22,7 +22,7 @@ import type {
   ModelBackend,
   TensorData,
 } from '../backend.js'
-import { DynamicBatcher } from './batcher.js'
+import { type BatchDelivery, DynamicBatcher } from './batcher.js'
 import type { Executor, ModelSignature } from './runtime.js'
 import {
   type DenseTensor,
@@ -296,7 +296,11 @@ export function chooseExecutionProvider(
  * on `request.model`, otherwise the default variant runs.
  */
 export class LocalOnnxBackend implements ModelBackend {
-  private readonly batcher: DynamicBatcher | undefined
+  private readonly batcher: DynamicBatcher<BackendResult> | undefined
+  private readonly label: string
+  /** Ends a request (counters, error mapping): shared by the batcher and the unbatched path. */
+  private readonly delivery: BatchDelivery<BackendResult>
+  private readonly fail: (error: unknown) => never
   private readonly allocator: TensorAllocator
   private readonly ownsAllocator: boolean
   private readonly counters = { requests: 0, errors: 0, cancelled: 0, inFlight: 0 }
@@ -317,6 +321,29 @@ export class LocalOnnxBackend implements ModelBackend {
   ) {
     this.ownsAllocator = options.allocator === undefined
     this.allocator = options.allocator ?? new MemoryPoolTensorAllocator()
+    this.label = `${kind}: inference`
+    this.delivery = {
+      result: (outputs) => {
+        this.counters.inFlight--
+        // Output tensors are already plain { type, data, dims } objects this call owns.
+        return { output: { tensors: outputs }, finishReason: 'stop' }
+      },
+      failure: (error) => {
+        this.counters.inFlight--
+        if (AideError.isInstance(error)) {
+          if (error.code === 'E_CANCELLED') this.counters.cancelled++
+          else this.counters.errors++
+          return error
+        }
+        this.counters.errors++
+        return new AideError('E_MODEL', `${kind}: inference failed: ${(error as Error).message}`, {
+          cause: error,
+        })
+      },
+    }
+    this.fail = (error) => {
+      throw this.delivery.failure(error)
+    }
     if (options.batching !== false) {
       this.batcher = new DynamicBatcher(
         {
@@ -332,6 +359,7 @@ export class LocalOnnxBackend implements ModelBackend {
           allocator: this.allocator,
         },
         (variant, feeds) => this.executor.run(variant, feeds),
+        this.delivery,
       )
     }
     if (executor.mode === 'inline' && this.batcher) {
@@ -363,8 +391,9 @@ export class LocalOnnxBackend implements ModelBackend {
   }
 
   private resolvePrecision(model: string): Precision {
+    // indexOf first: lastIndexOf has no fast path in V8, and most names carry no suffix.
+    if (model.indexOf('#') < 0) return this.defaultPrecision
     const hash = model.lastIndexOf('#')
-    if (hash < 0) return this.defaultPrecision
     const precision = model.slice(hash + 1) as Precision
     if (!this.signatures[precision]) {
       throw invalidInput(
@@ -377,46 +406,43 @@ export class LocalOnnxBackend implements ModelBackend {
     return precision
   }
 
-  async invoke(request: BackendRequest, options: BackendCallOptions): Promise<BackendResult> {
-    assertObject(request, 'request')
-    assertObject(request.input, 'request.input')
-    if (typeof request.model !== 'string') throw invalidInput('request.model', 'must be a string')
+  invoke(request: BackendRequest, options: BackendCallOptions): Promise<BackendResult> {
+    let precision: Precision
+    let feeds: Record<string, DenseTensor>
     const signal = options?.signal
-    if (this.disposed) throw new AideError('E_DISPOSED', `${this.kind}: the backend is disposed`)
-    throwIfAborted(signal, `${this.kind}: inference`)
-    const precision = this.resolvePrecision(request.model)
-    const feeds = this.mapInputs(request.input.tensors, precision)
+    try {
+      assertObject(request, 'request')
+      assertObject(request.input, 'request.input')
+      if (typeof request.model !== 'string') throw invalidInput('request.model', 'must be a string')
+      if (this.disposed) throw new AideError('E_DISPOSED', `${this.kind}: the backend is disposed`)
+      throwIfAborted(signal, this.label)
+      precision = this.resolvePrecision(request.model)
+      feeds = this.mapInputs(request.input.tensors, precision)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     this.counters.requests++
     this.counters.inFlight++
-    const rows = this.batcher ? DynamicBatcher.rowsOf(feeds) : undefined
-    try {
-      const outputs =
-        rows !== undefined
-          ? await this.batcher!.submit(precision, feeds, rows, signal)
-          : this.executor.mode === 'inline'
-            ? // An in-thread run cannot be interrupted and finishes before an abort could be seen;
-              // skip the listener bookkeeping and drop the result if the caller left meanwhile.
-              await this.executor.run(precision, feeds)
-            : await raceSignal(
-                this.executor.run(precision, feeds),
-                signal,
-                `${this.kind}: inference`,
-              )
-      throwIfAborted(signal, `${this.kind}: inference`)
-      // Output tensors are already plain { type, data, dims } objects this call owns.
-      return { output: { tensors: outputs }, finishReason: 'stop' }
-    } catch (error) {
-      if (AideError.isInstance(error) && error.code === 'E_CANCELLED') this.counters.cancelled++
-      else this.counters.errors++
-      if (AideError.isInstance(error)) throw error
-      throw new AideError(
-        'E_MODEL',
-        `${this.kind}: inference failed: ${(error as Error).message}`,
-        { cause: error },
-      )
-    } finally {
-      this.counters.inFlight--
+    if (this.batcher) {
+      const rows = DynamicBatcher.rowsOf(feeds)
+      if (rows !== undefined) return this.batcher.submit(precision, feeds, rows, signal)
     }
+    let work: Promise<Record<string, DenseTensor>>
+    try {
+      work = this.executor.run(precision, feeds)
+    } catch (error) {
+      work = Promise.reject(error)
+    }
+    if (this.executor.mode !== 'inline') work = raceSignal(work, signal, this.label)
+    else if (signal) {
+      // An in-thread run cannot be interrupted and finishes before an abort could be seen;
+      // skip the listener bookkeeping and drop the result if the caller left meanwhile.
+      return work.then((outputs) => {
+        if (signal.aborted) throw this.delivery.failure(cancelledError(signal.reason, this.label))
+        return this.delivery.result(outputs)
+      }, this.fail)
+    }
+    return work.then(this.delivery.result, this.fail)
   }
 
   private mapInputs(
@@ -426,20 +452,22 @@ export class LocalOnnxBackend implements ModelBackend {
     if (tensors === undefined)
       throw invalidInput('request.input.tensors', 'is required by a local ONNX model')
     assertObject(tensors, 'request.input.tensors')
-    const signature = this.signatures[precision]!
-    const feeds: Record<string, DenseTensor> = {}
-    for (const name of Object.keys(tensors)) {
-      if (!signature.inputNames.includes(name)) {
+    const names = this.signatures[precision]!.inputNames
+    for (const name in tensors) {
+      if (Object.hasOwn(tensors, name) && !names.includes(name)) {
         throw invalidInput(
           `request.input.tensors.${name}`,
-          `is not an input of the model (inputs: ${signature.inputNames.join(', ')})`,
+          `is not an input of the model (inputs: ${names.join(', ')})`,
         )
       }
-      feeds[name] = normalizeTensor(tensors[name]!, `request.input.tensors.${name}`)
     }
-    for (const name of signature.inputNames) {
-      if (!feeds[name])
+    const feeds: Record<string, DenseTensor> = {}
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!
+      const tensor = Object.hasOwn(tensors, name) ? tensors[name] : undefined
+      if (tensor === undefined)
         throw invalidInput(`request.input.tensors.${name}`, 'is required by the model')
+      feeds[name] = normalizeTensor(tensor, 'request.input.tensors.', name)
     }
     return feeds
   }

@@ -18,15 +18,21 @@
  * `maxDelayMs` or `maxBatch` rows. A request whose signal aborts leaves its
  * queue (or, if its batch is already running, stops waiting for it) without
  * affecting the others.
+ *
+ * The per-request path allocates as little as it can (a pending record and
+ * the caller's promise; no closure, string key, Set entry or extra promise
+ * layer per request): on a small model the garbage of each request is what
+ * sets how often young-generation collections pause the event loop.
  */
 import { type Clock, cancelledError, systemClock, type TimerHandle } from '@aide/core'
 import {
-  batchKey,
   batchRows,
   type DenseTensor,
-  splitOutputs,
+  sameBatchKind,
+  sliceOutputs,
   stackFeeds,
   type TensorAllocator,
+  type TensorLease,
 } from './tensor.js'
 
 /** Runs one (possibly stacked) set of feeds. */
@@ -35,24 +41,69 @@ export type BatchRunner = (
   feeds: Record<string, DenseTensor>,
 ) => Promise<Record<string, DenseTensor>>
 
-interface Pending {
-  key: string
-  feeds: Record<string, DenseTensor>
+/**
+ * How a request ends, as its caller sees it. Exactly one of the two is called
+ * per request the batcher accepted.
+ */
+export interface BatchDelivery<R> {
+  /** What the caller gets for its own outputs. */
+  result(outputs: Record<string, DenseTensor>): R
+  /** What the caller is rejected with for a failure (its own error, or a cancellation). */
+  failure(error: unknown): unknown
+}
+
+type Outputs = Record<string, DenseTensor>
+
+interface Pending<R> {
+  feeds: Outputs
   rows: number
   signal: AbortSignal | undefined
+  /** The queue holding it, until its batch is sent. */
+  queue: Queue<R> | undefined
   settled: boolean
-  resolve(value: Record<string, DenseTensor>): void
+  resolve(value: R): void
   reject(error: unknown): void
 }
 
-interface Queue {
-  key: string
+interface Queue<R> {
   variant: string
-  items: Pending[]
+  /** Feeds of the first request: the kind every request of this queue shares. */
+  sample: Outputs
+  items: Pending<R>[]
   rows: number
   timer: TimerHandle | undefined
   /** Its delay passed while the executor was busy: send it as soon as a slot frees up. */
   due: boolean
+}
+
+interface Batch<R> {
+  items: Pending<R>[]
+  rows: number
+  leases: TensorLease[]
+  /** What must still happen before the slot frees: the run, and in-thread the immediate behind it. */
+  holds: number
+}
+
+/**
+ * The one abort listener of a signal shared by queued or running requests
+ * (an `EventListener` object, so no closure per signal). Requests often share
+ * a signal (a server's shutdown signal), and an EventTarget add/remove pair
+ * per request was a measurable share of the batched path.
+ */
+class Watch<R> {
+  /** Requests watched and not yet settled. */
+  count = 0
+  /** Those requests, and possibly some already settled (dropped lazily). */
+  items: Pending<R>[] = []
+
+  constructor(
+    private readonly batcher: DynamicBatcher<R>,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  handleEvent(): void {
+    this.batcher.aborted(this.signal, this)
+  }
 }
 
 /** Settings of a {@link DynamicBatcher}. */
@@ -66,10 +117,10 @@ export interface BatcherSettings {
   /** Send a request at once when a slot is free, instead of waiting for company. */
   dispatchWhenIdle: boolean
   /**
-   * Whether a caller whose signal aborts while its request runs should stop
-   * waiting at once. False for in-thread runs: they finish before an abort
-   * could be seen, and the listener bookkeeping is a measurable share of a
-   * small model's run.
+   * Whether a caller whose signal aborts while its request runs alone should
+   * stop waiting at once. False for in-thread runs: they finish before an
+   * abort could be seen (the result is dropped instead), and the listener
+   * bookkeeping is a measurable share of a small model's run.
    */
   abandonRunning: boolean
   /**
@@ -100,9 +151,12 @@ export type BatcherStats = {
   running: number
 }
 
+const LABEL = 'onnx: batched request'
+
 /** Collects requests into batches; see the module comment. */
-export class DynamicBatcher {
-  private readonly queues = new Map<string, Queue>()
+export class DynamicBatcher<R = Outputs> {
+  /** Queues, oldest first (rarely more than one: one per kind of request waiting). */
+  private readonly queues: Queue<R>[] = []
   private queuedItems = 0
   private running = 0
   private readonly counters = {
@@ -112,28 +166,41 @@ export class DynamicBatcher {
     cancelled: 0,
     largestBatch: 0,
   }
-  /**
-   * One abort listener per distinct signal among queued requests, not one per
-   * request: callers often share a signal (a server's shutdown signal), and an
-   * EventTarget add/remove pair per request was a measurable share of the
-   * batched path.
-   */
-  private readonly watched = new Map<AbortSignal, { items: Set<Pending>; onAbort: () => void }>()
+  private readonly watched = new Map<AbortSignal, Watch<R>>()
   private closed = false
-  private readonly onLoneDone = () => this.finished()
-  private readonly onBatchDone = () => this.finished()
+  // `new Promise(this.capture)` hands the resolving functions over without a closure per request.
+  private capturedResolve: ((value: R) => void) | undefined
+  private capturedReject: ((error: unknown) => void) | undefined
+  private readonly capture = (resolve: (value: R) => void, reject: (error: unknown) => void) => {
+    this.capturedResolve = resolve
+    this.capturedReject = reject
+  }
+  private readonly release = (batch: Batch<R>) => {
+    if (--batch.holds === 0) this.finished()
+  }
+  private readonly loneResult = (outputs: Outputs): R => {
+    this.finished()
+    return this.delivery.result(outputs)
+  }
+  private readonly loneFailure = (error: unknown): never => {
+    this.finished()
+    throw this.delivery.failure(error)
+  }
+
   constructor(
     private readonly settings: BatcherSettings,
     private readonly runner: BatchRunner,
+    private readonly delivery: BatchDelivery<R>,
   ) {}
 
   // The batching delay is work a caller is awaiting, so with the system clock
   // the timer stays referenced (a script awaiting a result must not exit
   // mid-batch); it only exists while requests are queued.
-  private schedule(callback: () => void): TimerHandle {
+  private schedule(queue: Queue<R>): TimerHandle {
+    const expire = () => this.expire(queue)
     if (this.settings.clock === systemClock)
-      return setTimeout(callback, this.settings.maxDelayMs) as unknown as TimerHandle
-    return this.settings.clock.setTimeout(callback, this.settings.maxDelayMs)
+      return setTimeout(expire, this.settings.maxDelayMs) as unknown as TimerHandle
+    return this.settings.clock.setTimeout(expire, this.settings.maxDelayMs)
   }
 
   private unschedule(handle: TimerHandle): void {
@@ -143,125 +210,157 @@ export class DynamicBatcher {
   }
 
   /** Rows of these feeds when they can be batched (every input has the same leading axis), else undefined. */
-  static rowsOf(feeds: Record<string, DenseTensor>): number | undefined {
+  static rowsOf(feeds: Outputs): number | undefined {
     return batchRows(feeds)
   }
 
-  /** Queues one request of `rows` rows (see {@link rowsOf}); resolves with its own slice of the batch outputs. */
-  submit(
-    variant: string,
-    feeds: Record<string, DenseTensor>,
-    rows: number,
-    signal?: AbortSignal,
-  ): Promise<Record<string, DenseTensor>> {
+  /** Queues one request of `rows` rows (see {@link rowsOf}); resolves with what the delivery makes of its own slice of the batch outputs. */
+  submit(variant: string, feeds: Outputs, rows: number, signal?: AbortSignal): Promise<R> {
     if (signal?.aborted)
-      return Promise.reject(cancelledError(signal.reason, 'onnx: batched request'))
+      return Promise.reject(this.delivery.failure(cancelledError(signal.reason, LABEL)))
     this.counters.requests++
+    const settings = this.settings
     if (
-      this.settings.dispatchWhenIdle &&
+      settings.dispatchWhenIdle &&
       this.queuedItems === 0 &&
-      this.running < this.settings.maxConcurrentBatches &&
-      rows <= this.settings.maxBatch
+      this.running < settings.maxConcurrentBatches &&
+      rows <= settings.maxBatch
     ) {
       return this.runAlone(variant, feeds, rows, signal)
     }
-    const key = `${variant}|${batchKey(feeds)}`
-    return new Promise((resolve, reject) => {
-      const item: Pending = { key, feeds, rows, signal, settled: false, resolve, reject }
-      if (signal) this.watch(signal, item)
-      let queue = this.queues.get(key)
-      if (queue && queue.rows + rows > this.settings.maxBatch) {
-        // Full: it goes now (behind the running batch when the executor is busy).
-        this.flush(queue)
-        queue = undefined
-      }
-      if (!queue) {
-        queue = { key, variant, items: [], rows: 0, timer: undefined, due: false }
-        this.queues.set(key, queue)
-      }
-      queue.items.push(item)
-      queue.rows += rows
-      this.queuedItems++
-      if (queue.rows >= this.settings.maxBatch) this.flush(queue)
-      else if (this.running < this.settings.maxConcurrentBatches) {
-        if (this.settings.dispatchWhenIdle || this.settings.maxDelayMs === 0) this.flush(queue)
-        else queue.timer ??= this.schedule(() => this.expire(key))
-      } else if (!this.settings.dispatchWhenIdle) {
-        queue.timer ??= this.schedule(() => this.expire(key))
-      }
-    })
+    const promise = new Promise<R>(this.capture)
+    const item: Pending<R> = {
+      feeds,
+      rows,
+      signal,
+      queue: undefined,
+      settled: false,
+      resolve: this.capturedResolve!,
+      reject: this.capturedReject!,
+    }
+    if (signal) this.watch(signal, item)
+    let queue = this.queueFor(variant, feeds)
+    if (queue && queue.rows + rows > settings.maxBatch) {
+      // Full: it goes now (behind the running batch when the executor is busy).
+      this.flush(queue)
+      queue = undefined
+    }
+    if (!queue) {
+      queue = { variant, sample: feeds, items: [], rows: 0, timer: undefined, due: false }
+      this.queues.push(queue)
+    }
+    item.queue = queue
+    queue.items.push(item)
+    queue.rows += rows
+    this.queuedItems++
+    if (queue.rows >= settings.maxBatch) this.flush(queue)
+    else if (this.running < settings.maxConcurrentBatches) {
+      if (settings.dispatchWhenIdle || settings.maxDelayMs === 0) this.flush(queue)
+      else queue.timer ??= this.schedule(queue)
+    } else if (!settings.dispatchWhenIdle) {
+      queue.timer ??= this.schedule(queue)
+    }
+    return promise
+  }
+
+  private queueFor(variant: string, feeds: Outputs): Queue<R> | undefined {
+    for (let i = 0; i < this.queues.length; i++) {
+      const queue = this.queues[i]!
+      if (queue.variant === variant && sameBatchKind(queue.sample, feeds)) return queue
+    }
+    return undefined
   }
 
   /** The fast path: a free slot and nothing queued, so the request runs at once on its own feeds. */
   private runAlone(
     variant: string,
-    feeds: Record<string, DenseTensor>,
+    feeds: Outputs,
     rows: number,
     signal: AbortSignal | undefined,
-  ): Promise<Record<string, DenseTensor>> {
+  ): Promise<R> {
     this.running++
     this.counters.batches++
     this.counters.batchedRows += rows
     if (rows > this.counters.largestBatch) this.counters.largestBatch = rows
-    let work: Promise<Record<string, DenseTensor>>
+    let work: Promise<Outputs>
     try {
       work = this.runner(variant, feeds)
     } catch (error) {
       work = Promise.reject(error)
     }
-    // Registered before the caller's handlers, so the slot is free again when the caller resumes.
-    work.then(this.onLoneDone, this.onLoneDone)
-    if (!signal || !this.settings.abandonRunning) return work
-    return new Promise((resolve, reject) => {
+    // The slot frees in the same reaction that answers the caller, so it is free when the caller resumes.
+    if (!signal) return work.then(this.loneResult, this.loneFailure)
+    if (!this.settings.abandonRunning) {
+      // An in-thread run cannot be interrupted: drop its result if the caller left meanwhile.
+      return work.then((outputs) => {
+        this.finished()
+        if (signal.aborted) throw this.delivery.failure(cancelledError(signal.reason, LABEL))
+        return this.delivery.result(outputs)
+      }, this.loneFailure)
+    }
+    return new Promise<R>((resolve, reject) => {
+      let done = false
       const onAbort = () => {
+        if (done) return
+        done = true
         this.counters.cancelled++
-        reject(cancelledError(signal.reason, 'onnx: batched request'))
+        reject(this.delivery.failure(cancelledError(signal.reason, LABEL)))
       }
       signal.addEventListener('abort', onAbort, { once: true })
       work.then(
-        (value) => {
+        (outputs) => {
+          this.finished()
           signal.removeEventListener('abort', onAbort)
-          resolve(value)
+          if (done) return
+          done = true
+          resolve(this.delivery.result(outputs))
         },
         (error: unknown) => {
+          this.finished()
           signal.removeEventListener('abort', onAbort)
-          reject(error)
+          if (done) return
+          done = true
+          reject(this.delivery.failure(error))
         },
       )
     })
   }
 
-  private watch(signal: AbortSignal, item: Pending): void {
-    let entry = this.watched.get(signal)
-    if (!entry) {
-      const items = new Set<Pending>()
-      const onAbort = () => {
-        this.watched.delete(signal)
-        for (const pending of items) this.cancel(pending)
-      }
-      entry = { items, onAbort }
-      this.watched.set(signal, entry)
-      signal.addEventListener('abort', onAbort, { once: true })
+  private watch(signal: AbortSignal, item: Pending<R>): void {
+    let watch = this.watched.get(signal)
+    if (watch === undefined) {
+      watch = new Watch(this, signal)
+      this.watched.set(signal, watch)
+      signal.addEventListener('abort', watch, { once: true })
     }
-    entry.items.add(item)
+    watch.count++
+    watch.items.push(item)
   }
 
-  private unwatch(signal: AbortSignal, item: Pending): void {
-    const entry = this.watched.get(signal)
-    if (!entry) return
-    entry.items.delete(item)
-    if (entry.items.size === 0) {
+  private unwatch(signal: AbortSignal): void {
+    const watch = this.watched.get(signal)
+    if (watch === undefined) return
+    if (--watch.count === 0) {
       this.watched.delete(signal)
-      signal.removeEventListener('abort', entry.onAbort)
+      signal.removeEventListener('abort', watch)
+    } else if (watch.items.length > 2 * watch.count + 32) {
+      // Under steady load a signal may never run out of requests: drop the settled ones now and then.
+      watch.items = watch.items.filter((item) => !item.settled)
     }
   }
 
-  private cancel(item: Pending): void {
+  /** @internal A watched signal aborted: cancel its requests, queued or running. */
+  aborted(signal: AbortSignal, watch: Watch<R>): void {
+    if (this.watched.get(signal) === watch) this.watched.delete(signal)
+    for (const item of watch.items) this.cancel(item)
+  }
+
+  private cancel(item: Pending<R>): void {
     if (item.settled) return
     this.counters.cancelled++
-    const key = item.key
-    const queue = this.queues.get(key)
-    if (queue) {
+    const queue = item.queue
+    if (queue !== undefined) {
+      item.queue = undefined
       const index = queue.items.indexOf(item)
       if (index >= 0) {
         queue.items.splice(index, 1)
@@ -269,55 +368,54 @@ export class DynamicBatcher {
         this.queuedItems--
         if (queue.items.length === 0) {
           if (queue.timer !== undefined) this.unschedule(queue.timer)
-          this.queues.delete(key)
+          queue.timer = undefined
+          this.removeQueue(queue)
         }
       }
     }
-    this.settle(item, cancelledError(item.signal?.reason, 'onnx: batched request'))
+    this.settle(item, false, cancelledError(item.signal?.reason, LABEL))
   }
 
-  private settle(item: Pending, error: unknown, value?: Record<string, DenseTensor>): void {
+  private settle(item: Pending<R>, ok: boolean, value: unknown): void {
     if (item.settled) return
     item.settled = true
-    if (item.signal) this.unwatch(item.signal, item)
-    if (error !== undefined) item.reject(error)
-    else item.resolve(value!)
+    if (item.signal) this.unwatch(item.signal)
+    if (ok) item.resolve(this.delivery.result(value as Outputs))
+    else item.reject(this.delivery.failure(value))
   }
 
-  private expire(key: string): void {
-    const queue = this.queues.get(key)
-    if (!queue) return
+  private removeQueue(queue: Queue<R>): void {
+    const index = this.queues.indexOf(queue)
+    if (index >= 0) this.queues.splice(index, 1)
+  }
+
+  private expire(queue: Queue<R>): void {
     queue.timer = undefined
+    if (queue.items.length === 0 || !this.queues.includes(queue)) return
     // Sending a partial batch to a busy executor would only queue it there;
     // wait for a slot and send everything gathered by then.
     if (this.running < this.settings.maxConcurrentBatches) this.flush(queue)
     else queue.due = true
   }
 
-  private flush(queue: Queue): void {
-    if (this.queues.get(queue.key) === queue) this.queues.delete(queue.key)
+  private flush(queue: Queue<R>): void {
+    this.removeQueue(queue)
     if (queue.timer !== undefined) this.unschedule(queue.timer)
     queue.timer = undefined
-    this.queuedItems -= queue.items.length
     const items = queue.items
+    this.queuedItems -= items.length
     queue.items = []
     if (items.length === 0) return
-    this.running++
-    if (this.settings.inThread) {
-      // The slot frees when both the run is done and the immediate behind it has fired.
-      let pending = 2
-      const release = () => {
-        if (--pending === 0) this.finished()
-      }
-      void this.runBatch(queue.variant, items).then(release)
-      setImmediate(release)
-      return
+    let rows = 0
+    for (let i = 0; i < items.length; i++) {
+      items[i]!.queue = undefined
+      rows += items[i]!.rows
     }
-    void this.runBatch(queue.variant, items).then(() => {
-      // Several callers just got answers and will likely be back within this turn.
-      if (items.length > 1 && !this.closed) setImmediate(this.onBatchDone)
-      else this.finished()
-    })
+    this.running++
+    // In-thread, the slot frees when both the run is done and the immediate behind it has fired.
+    const batch: Batch<R> = { items, rows, leases: [], holds: this.settings.inThread ? 2 : 1 }
+    this.runBatch(queue.variant, batch)
+    if (this.settings.inThread) setImmediate(this.release, batch)
   }
 
   /**
@@ -339,52 +437,70 @@ export class DynamicBatcher {
 
   private pump(): void {
     if (this.closed || this.queuedItems === 0) return
-    for (const queue of this.queues.values()) {
-      if (this.running >= this.settings.maxConcurrentBatches) break
-      if (this.settings.dispatchWhenIdle || queue.due || queue.rows >= this.settings.maxBatch)
+    const settings = this.settings
+    for (let i = 0; i < this.queues.length && this.running < settings.maxConcurrentBatches; ) {
+      const queue = this.queues[i]!
+      if (settings.dispatchWhenIdle || queue.due || queue.rows >= settings.maxBatch)
         this.flush(queue)
+      else i++
     }
   }
 
-  private async runBatch(variant: string, items: Pending[]): Promise<void> {
+  private runBatch(variant: string, batch: Batch<R>): void {
+    const items = batch.items
     this.counters.batches++
-    let rows = 0
-    for (const item of items) rows += item.rows
-    this.counters.batchedRows += rows
-    if (rows > this.counters.largestBatch) this.counters.largestBatch = rows
-    let leases: Array<{ release(): void }> = []
+    this.counters.batchedRows += batch.rows
+    if (batch.rows > this.counters.largestBatch) this.counters.largestBatch = batch.rows
+    let work: Promise<Outputs>
     try {
-      if (items.length === 1) {
-        const outputs = await this.runner(variant, items[0]!.feeds)
-        this.settle(items[0]!, undefined, outputs)
-        return
-      }
-      const stacked = stackFeeds(
-        items.map((i) => i.feeds),
-        this.settings.allocator,
+      work = this.runner(
+        variant,
+        items.length === 1
+          ? items[0]!.feeds
+          : stackFeeds(items, this.settings.allocator, batch.leases),
       )
-      leases = stacked.leases
-      const outputs = await this.runner(variant, stacked.feeds)
-      const parts = splitOutputs(
-        outputs,
-        items.map((i) => i.rows),
-      )
-      for (const [index, item] of items.entries()) this.settle(item, undefined, parts[index])
     } catch (error) {
-      for (const item of items) this.settle(item, error)
-    } finally {
-      for (const lease of leases) lease.release()
+      work = Promise.reject(error)
     }
+    work.then(
+      (outputs) => this.complete(batch, true, outputs),
+      (error: unknown) => this.complete(batch, false, error),
+    )
+  }
+
+  private complete(batch: Batch<R>, ok: boolean, value: unknown): void {
+    const { items, leases } = batch
+    for (let i = 0; i < leases.length; i++) leases[i]!.release()
+    if (!ok) for (let i = 0; i < items.length; i++) this.settle(items[i]!, false, value)
+    else if (items.length === 1) this.settle(items[0]!, true, value)
+    else {
+      const outputs = value as Outputs
+      const names = Object.keys(outputs)
+      let row = 0
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i]!
+        // A request cancelled while its batch ran needs no slice.
+        if (!item.settled)
+          this.settle(item, true, sliceOutputs(outputs, names, row, item.rows, batch.rows))
+        row += item.rows
+      }
+    }
+    if (this.settings.inThread || items.length === 1 || this.closed) this.release(batch)
+    // Several callers just got answers and will likely be back within this turn.
+    else setImmediate(this.release, batch)
   }
 
   /** Rejects everything still queued (used on dispose). */
   close(error: unknown): void {
     if (this.closed) return
     this.closed = true
-    for (const queue of [...this.queues.values()]) {
-      this.queues.delete(queue.key)
+    for (const queue of this.queues.splice(0)) {
       if (queue.timer !== undefined) this.unschedule(queue.timer)
-      for (const item of queue.items) this.settle(item, error)
+      queue.timer = undefined
+      for (const item of queue.items) {
+        item.queue = undefined
+        this.settle(item, false, error)
+      }
     }
     this.queuedItems = 0
   }

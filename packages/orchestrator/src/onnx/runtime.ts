@@ -101,6 +101,29 @@ export class InlineExecutor implements Executor {
   private readonly mark = () => {
     this.markedAt = performance.now()
   }
+  /**
+   * When each run under way started (-1: precisely timed, see `mark`), oldest
+   * first. onnxruntime-node runs in-thread runs one at a time in the order
+   * they were called, each from its own immediate, so they also finish in
+   * that order: a ring of start times replaces a closure per run.
+   */
+  private startedAt = new Float64Array(16)
+  private startedHead = 0
+  private startedCount = 0
+  private readonly converted = (
+    outputs: Record<string, OrtTensor>,
+  ): Record<string, DenseTensor> => {
+    this.inFlight--
+    const result: Record<string, DenseTensor> = {}
+    for (const name in outputs) result[name] = fromOrtTensor(outputs[name]!)
+    if (this.startedCount > 0) this.timed()
+    return result
+  }
+  private readonly failed = (error: unknown): never => {
+    this.inFlight--
+    if (this.startedCount > 0) this.timed()
+    throw error
+  }
 
   constructor(
     private readonly ort: OrtModule,
@@ -132,35 +155,55 @@ export class InlineExecutor implements Executor {
     return this.loading
   }
 
-  async run(
-    variant: string,
-    feeds: Record<string, DenseTensor>,
-  ): Promise<Record<string, DenseTensor>> {
+  run(variant: string, feeds: Record<string, DenseTensor>): Promise<Record<string, DenseTensor>> {
     const session = this.sessions?.get(variant)
     if (!session)
-      throw new AideError('E_DISPOSED', `onnx: the session for variant "${variant}" is not loaded`)
-    const inputs: Record<string, OrtTensor> = {}
-    for (const name in feeds) {
-      const t = feeds[name]!
-      inputs[name] = new this.ort.Tensor(t.type, t.data, t.dims)
-    }
-    this.runs++
+      return Promise.reject(
+        new AideError('E_DISPOSED', `onnx: the session for variant "${variant}" is not loaded`),
+      )
+    let work: Promise<Record<string, OrtTensor>>
     const observer = this.observer
-    let startedAt = 0
-    const precise = observer?.precise === true
-    if (precise) setImmediate(this.mark)
-    else if (observer) startedAt = performance.now()
-    this.inFlight++
-    let outputs: Record<string, OrtTensor>
     try {
-      outputs = await session.run(inputs)
-    } finally {
-      this.inFlight--
+      const inputs: Record<string, OrtTensor> = {}
+      for (const name in feeds) {
+        const t = feeds[name]!
+        inputs[name] = new this.ort.Tensor(t.type, t.data, t.dims)
+      }
+      this.runs++
+      let started = -1
+      if (observer) {
+        if (observer.precise) setImmediate(this.mark)
+        else started = performance.now()
+      }
+      work = session.run(inputs)
+      if (observer) this.pushStart(started)
+    } catch (error) {
+      return Promise.reject(error)
     }
-    const result: Record<string, DenseTensor> = {}
-    for (const name in outputs) result[name] = fromOrtTensor(outputs[name]!)
-    if (observer) observer.ran(performance.now() - (precise ? this.markedAt : startedAt), precise)
-    return result
+    this.inFlight++
+    return work.then(this.converted, this.failed)
+  }
+
+  private pushStart(time: number): void {
+    let ring = this.startedAt
+    if (this.startedCount === ring.length) {
+      const grown = new Float64Array(ring.length * 2)
+      for (let i = 0; i < this.startedCount; i++)
+        grown[i] = ring[(this.startedHead + i) % ring.length]!
+      this.startedAt = ring = grown
+      this.startedHead = 0
+    }
+    ring[(this.startedHead + this.startedCount) % ring.length] = time
+    this.startedCount++
+  }
+
+  /** A run finished: tell the observer how long it took. */
+  private timed(): void {
+    const started = this.startedAt[this.startedHead]!
+    this.startedHead = (this.startedHead + 1) % this.startedAt.length
+    this.startedCount--
+    const precise = started < 0
+    this.observer?.ran(performance.now() - (precise ? this.markedAt : started), precise)
   }
 
   async dispose(): Promise<void> {

@@ -3,7 +3,7 @@
  * Batch buffers come from a {@link TensorAllocator}, so a pool can back them.
  */
 import { invalidInput } from '@aide/core'
-import { BufferPool, type ElementKind } from '@aide/memory-pool'
+import { BufferPool, type ElementKind, type PoolHandle } from '@aide/memory-pool'
 import type { TensorData } from '../backend.js'
 
 /** Typed arrays a tensor may hold. */
@@ -50,24 +50,32 @@ export interface DenseTensor {
   dims: number[]
 }
 
-/** Validates a request tensor and converts plain arrays to the matching typed array. */
-export function normalizeTensor(value: TensorData, field: string): DenseTensor {
+function fieldOf(field: string, name: string | undefined, suffix = ''): string {
+  return (name === undefined ? field : field + name) + suffix
+}
+
+/**
+ * Validates a request tensor and converts plain arrays to the matching typed
+ * array. The field named in errors is `field`, followed by `name` when given
+ * (joined only when an error is thrown: building it per request was garbage).
+ */
+export function normalizeTensor(value: TensorData, field: string, name?: string): DenseTensor {
   if (typeof value !== 'object' || value === null)
-    throw invalidInput(field, 'must be a tensor object')
+    throw invalidInput(fieldOf(field, name), 'must be a tensor object')
   const Ctor = CONSTRUCTORS[value.type]
   if (!Ctor)
     throw invalidInput(
-      `${field}.type`,
+      fieldOf(field, name, '.type'),
       `must be one of ${TENSOR_TYPES.join(', ')}, got ${JSON.stringify(value.type)}`,
     )
   if (!Array.isArray(value.dims))
-    throw invalidInput(`${field}.dims`, 'must be an array of non-negative integers')
+    throw invalidInput(fieldOf(field, name, '.dims'), 'must be an array of non-negative integers')
   const dims = new Array<number>(value.dims.length)
   let count = 1
   for (let i = 0; i < dims.length; i++) {
     const d = value.dims[i]!
     if (!Number.isInteger(d) || d < 0)
-      throw invalidInput(`${field}.dims`, 'must be an array of non-negative integers')
+      throw invalidInput(fieldOf(field, name, '.dims'), 'must be an array of non-negative integers')
     dims[i] = d
     count *= d
   }
@@ -75,7 +83,10 @@ export function normalizeTensor(value: TensorData, field: string): DenseTensor {
   const raw = value.data as unknown
   if (ArrayBuffer.isView(raw) && !(raw instanceof DataView)) {
     if (!(raw instanceof (Ctor as unknown as new () => TypedArray))) {
-      throw invalidInput(`${field}.data`, `must be a ${Ctor.name} for type ${value.type}`)
+      throw invalidInput(
+        fieldOf(field, name, '.data'),
+        `must be a ${Ctor.name} for type ${value.type}`,
+      )
     }
     data = raw as TypedArray
   } else if (Array.isArray(raw)) {
@@ -84,16 +95,19 @@ export function normalizeTensor(value: TensorData, field: string): DenseTensor {
       data = Ctor.from(bigint ? raw.map((v) => BigInt(v)) : raw.map((v) => Number(v)))
     } catch (error) {
       throw invalidInput(
-        `${field}.data`,
+        fieldOf(field, name, '.data'),
         `has values that are not valid ${value.type}: ${(error as Error).message}`,
       )
     }
   } else {
-    throw invalidInput(`${field}.data`, 'must be a typed array or an array of numbers')
+    throw invalidInput(
+      fieldOf(field, name, '.data'),
+      'must be a typed array or an array of numbers',
+    )
   }
   if (data.length !== count) {
     throw invalidInput(
-      `${field}.data`,
+      fieldOf(field, name, '.data'),
       `has ${data.length} elements but dims [${dims.join(', ')}] need ${count}`,
     )
   }
@@ -139,6 +153,18 @@ const POOL_KINDS: Record<string, ElementKind> = {
   bool: 'uint8',
 }
 
+/** A pooled batch buffer; a class rather than a closure per lease. */
+class PoolLease implements TensorLease {
+  constructor(
+    private readonly handle: PoolHandle,
+    readonly data: TypedArray,
+  ) {}
+
+  release(): void {
+    this.handle.release()
+  }
+}
+
 /**
  * Batch buffers from an `@aide/memory-pool` {@link BufferPool}, so a steady
  * stream of batches reuses the same memory. Every byte of a batch buffer is
@@ -155,8 +181,9 @@ export class MemoryPoolTensorAllocator implements TensorAllocator {
   }
 
   allocate(type: string, length: number): TensorLease {
-    const handle = this.pool.acquireElements(POOL_KINDS[type]!, length)
-    return { data: handle.view(POOL_KINDS[type]!) as TypedArray, release: () => handle.release() }
+    const kind = POOL_KINDS[type]!
+    const handle = this.pool.acquireElements(kind, length)
+    return new PoolLease(handle, handle.view(kind) as TypedArray)
   }
 
   stats(): Record<string, unknown> {
@@ -170,28 +197,31 @@ export class MemoryPoolTensorAllocator implements TensorAllocator {
   }
 }
 
-/** Key that decides whether two requests can share a batch: types and non-batch dims. */
-export function batchKey(feeds: Record<string, DenseTensor>): string | undefined {
-  const names = Object.keys(feeds)
-  // One input (the common case): no sort, no intermediate arrays.
-  if (names.length === 1) return tensorKey(names[0]!, feeds[names[0]!]!)
-  let key = ''
-  for (const name of names.sort()) {
-    const part = tensorKey(name, feeds[name]!)
-    if (part === undefined) return undefined
-    key = key === '' ? part : `${key}|${part}`
+/**
+ * Whether two requests of the same model variant can share a batch: the same
+ * input types and the same dimensions after the batch axis. Compared in
+ * place rather than through a string key built per request.
+ */
+export function sameBatchKind(
+  a: Record<string, DenseTensor>,
+  b: Record<string, DenseTensor>,
+): boolean {
+  let names = 0
+  for (const name in b) {
+    const x = a[name]
+    const y = b[name]!
+    if (x === undefined || x.type !== y.type) return false
+    const dx = x.dims
+    const dy = y.dims
+    if (dx.length !== dy.length) return false
+    for (let i = 1; i < dy.length; i++) if (dx[i] !== dy[i]) return false
+    names++
   }
-  return key
+  for (const _ in a) names--
+  return names === 0
 }
 
-function tensorKey(name: string, t: DenseTensor): string | undefined {
-  const dims = t.dims
-  if (dims.length === 0) return undefined
-  let shape = ''
-  for (let i = 1; i < dims.length; i++) shape = i === 1 ? `${dims[i]}` : `${shape}x${dims[i]}`
-  return `${name}:${t.type}:${shape}`
-}
-
+/** Rows (length of axis 0) shared by every input, or undefined when they differ or an input is a scalar. */
 export function batchRows(feeds: Record<string, DenseTensor>): number | undefined {
   let rows: number | undefined
   for (const name in feeds) {
@@ -205,67 +235,69 @@ export function batchRows(feeds: Record<string, DenseTensor>): number | undefine
 
 /** Stacks the same-named inputs of several requests along axis 0. */
 export function stackFeeds(
-  parts: ReadonlyArray<Record<string, DenseTensor>>,
+  parts: ReadonlyArray<{ readonly feeds: Record<string, DenseTensor> }>,
   allocator: TensorAllocator,
-): { feeds: Record<string, DenseTensor>; leases: TensorLease[] } {
+  leases: TensorLease[],
+): Record<string, DenseTensor> {
   const feeds: Record<string, DenseTensor> = {}
-  const leases: TensorLease[] = []
-  const first = parts[0]!
-  for (const name of Object.keys(first)) {
+  const first = parts[0]!.feeds
+  for (const name in first) {
     const sample = first[name]!
     let rows = 0
     let length = 0
-    for (const p of parts) {
-      rows += p[name]!.dims[0]!
-      length += p[name]!.data.length
+    for (let p = 0; p < parts.length; p++) {
+      const t = parts[p]!.feeds[name]!
+      rows += t.dims[0]!
+      length += t.data.length
     }
     const lease = allocator.allocate(sample.type, length)
     leases.push(lease)
+    const target = lease.data as Float32Array
     let offset = 0
-    for (const p of parts) {
-      const src = p[name]!.data
-      ;(lease.data as Float32Array).set(src as Float32Array, offset)
+    for (let p = 0; p < parts.length; p++) {
+      const src = parts[p]!.feeds[name]!.data as Float32Array
+      target.set(src, offset)
       offset += src.length
     }
-    feeds[name] = { type: sample.type, data: lease.data, dims: [rows, ...sample.dims.slice(1)] }
+    const dims = sample.dims.slice()
+    dims[0] = rows
+    feeds[name] = { type: sample.type, data: target, dims }
   }
-  return { feeds, leases }
+  return feeds
 }
 
 /**
- * Splits batch outputs back into per-request outputs. Each part is a view
+ * One request's share of batch outputs: rows `start` to `start + count` of
+ * every output that has the batch axis (`totalRows` rows). Each part is a view
  * into the batch output, not a copy: output buffers are allocated by the
  * runtime (or by deserializing a worker's reply) for this one run and are
  * never reused, and copying them doubled the garbage of a batched request
- * (more young-generation collections, each a pause of the event loop).
+ * (more young-generation collections, each a pause of the event loop). An
+ * output without the batch axis is shared by every request: each gets its own copy.
  */
-export function splitOutputs(
+export function sliceOutputs(
   outputs: Record<string, DenseTensor>,
-  rowCounts: readonly number[],
-): Array<Record<string, DenseTensor>> {
-  const results: Array<Record<string, DenseTensor>> = rowCounts.map(() => ({}))
-  let totalRows = 0
-  for (const count of rowCounts) totalRows += count
-  for (const name in outputs) {
+  names: readonly string[],
+  start: number,
+  count: number,
+  totalRows: number,
+): Record<string, DenseTensor> {
+  const part: Record<string, DenseTensor> = {}
+  for (let n = 0; n < names.length; n++) {
+    const name = names[n]!
     const t = outputs[name]!
+    const dims = t.dims.slice()
     if (t.dims[0] !== totalRows) {
-      // An output without the batch axis is shared by every request: each gets its own copy.
-      for (const r of results)
-        r[name] = { type: t.type, data: t.data.slice() as TypedArray, dims: [...t.dims] }
+      part[name] = { type: t.type, data: t.data.slice() as TypedArray, dims }
       continue
     }
     const rowSize = totalRows === 0 ? 0 : t.data.length / totalRows
-    const rest = t.dims.slice(1)
-    let row = 0
-    for (let i = 0; i < rowCounts.length; i++) {
-      const count = rowCounts[i]!
-      results[i]![name] = {
-        type: t.type,
-        data: t.data.subarray(row * rowSize, (row + count) * rowSize) as TypedArray,
-        dims: [count, ...rest],
-      }
-      row += count
+    dims[0] = count
+    part[name] = {
+      type: t.type,
+      data: t.data.subarray(start * rowSize, (start + count) * rowSize) as TypedArray,
+      dims,
     }
   }
-  return results
+  return part
 }
