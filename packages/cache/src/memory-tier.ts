@@ -76,13 +76,10 @@ const FRESH_UNTIL = 4
 /** Either end is finite. */
 const TIMED = EXPIRES | FRESH_UNTIL
 
-/**
- * `touched` of entries outside the protected region: below any
- * `accesses - quarter` (accesses stay below 2^30, see `#rebase`).
- */
-const UNPROTECTED = -(2 ** 30)
 /** `#accesses` is brought back to 0 past this (see `#rebase`). */
 const REBASE_AT = 2 ** 29
+/** Stamps older than this many accesses are all alike after a `#rebase`. */
+const OLDEST = -(2 ** 29)
 /** "Not scheduled": the largest small integer, beyond any access count (see `#rebase`). */
 const NEVER = 2 ** 30 - 1
 /** Window tuning period, in accesses per entry of capacity. */
@@ -149,11 +146,24 @@ export class MemoryTier implements CacheTier {
   #next: Int32Array
   /** The key's hash, `| 0` (W-TinyLFU only). */
   #hash: Int32Array
-  /**
-   * Access count at the last move within the protected region; `UNPROTECTED`
-   * outside it, so one comparison tells a hit whether it must reorder.
-   */
+  /** Access count at the entry's last access (W-TinyLFU only). */
   #touched: Int32Array
+  /**
+   * Access count the entry's place in its list stands for (W-TinyLFU only).
+   * The window and the protected region are kept in order of `#order`, and
+   * `#order <= #touched`: a hit there only stamps `#touched`, and an entry
+   * found at a list's old end with a later access is moved to its place then
+   * (see {@link #oldest}). So both lists give exactly their LRU victims
+   * without a list move per hit.
+   */
+  #order: Int32Array
+  /**
+   * The access count from which a hit of the entry needs {@link #slowHit};
+   * 0 when the next one does. Set to the maintenance point for an entry
+   * whose frequency counters are saturated this epoch, outside probation, of
+   * a key not sampled: a hit then does nothing more than stamp the access.
+   */
+  #due: Int32Array
   #region: Uint8Array
   /**
    * The aging epoch in which the key's counters were seen saturated, or -1.
@@ -172,8 +182,6 @@ export class MemoryTier implements CacheTier {
   #protectedCount = 0
   #windowMax: number
   #protectedMax: number
-  /** `protectedMax >>> 2`: protected hits this recent skip the move (see `#reorder`). */
-  #protectedQuarter: number
   #bytes = 0
   #evictions = 0
   #rejections = 0
@@ -229,13 +237,14 @@ export class MemoryTier implements CacheTier {
       this.#nextMaintenance = Math.min(this.#nextAging, this.#nextTuning)
     }
     this.#protectedMax = Math.floor(0.8 * (maxEntries - this.#windowMax))
-    this.#protectedQuarter = this.#protectedMax >>> 2
     const capacity = Math.min(maxEntries + FIRST + 1, 1024)
     this.#capacity = capacity
     this.#previous = new Int32Array(capacity)
     this.#next = new Int32Array(capacity)
     this.#hash = new Int32Array(capacity)
     this.#touched = new Int32Array(capacity)
+    this.#order = new Int32Array(capacity)
+    this.#due = new Int32Array(capacity)
     this.#region = new Uint8Array(capacity)
     this.#saturatedIn = new Int32Array(capacity)
     this.#flags = new Uint8Array(capacity)
@@ -287,14 +296,8 @@ export class MemoryTier implements CacheTier {
       this.#moveToTail(index, WINDOW)
     } else {
       const accesses = ++this.#accesses
-      if (
-        accesses >= this.#nextMaintenance ||
-        this.#saturatedIn[index] !== this.#epoch ||
-        this.#touched[index]! < accesses - this.#protectedQuarter ||
-        (this.#flags[index]! & SAMPLED) !== 0
-      ) {
-        this.#slowHit(index, accesses)
-      }
+      if (accesses >= this.#due[index]!) this.#slowHit(index, accesses)
+      this.#touched[index] = accesses
     }
     return this.#entries[index]!.value
   }
@@ -312,11 +315,11 @@ export class MemoryTier implements CacheTier {
   }
 
   /**
-   * A hit: counts the access, and only when one of these is due leaves the
-   * straight line for {@link #slowHit}: maintenance, the sketch counters
-   * (unless saturated this epoch), reordering (unless a recent protected
-   * move), the tuner's simulation (sampled keys). The common case writes one
-   * counter and reads four array slots.
+   * A hit: counts and stamps the access (which keeps the entry's place in the
+   * window or protected region, see `#order`), and leaves the straight line
+   * for {@link #slowHit} only when the entry's `#due` mark says more is due:
+   * maintenance, the sketch counters (unless saturated this epoch), the
+   * promotion of a probation entry, the tuner's simulation (sampled keys).
    */
   #onHit(index: number): void {
     if (this.#sketch === undefined) {
@@ -324,42 +327,28 @@ export class MemoryTier implements CacheTier {
       return
     }
     const accesses = ++this.#accesses
-    if (
-      accesses >= this.#nextMaintenance ||
-      this.#saturatedIn[index] !== this.#epoch ||
-      this.#touched[index]! < accesses - this.#protectedQuarter ||
-      (this.#flags[index]! & SAMPLED) !== 0
-    ) {
-      this.#slowHit(index, accesses)
-    }
+    if (accesses >= this.#due[index]!) this.#slowHit(index, accesses)
+    this.#touched[index] = accesses
   }
 
   /** The policy work of a hit, in order (see {@link #onHit}). */
   #slowHit(index: number, accesses: number): void {
     if (accesses >= this.#nextMaintenance) this.#maintain()
-    if (this.#saturatedIn[index] !== this.#epoch && this.#sketch!.recordSeen(this.#hash[index]!)) {
-      this.#saturatedIn[index] = this.#epoch
+    const epoch = this.#epoch
+    if (this.#saturatedIn[index] !== epoch && this.#sketch!.recordSeen(this.#hash[index]!)) {
+      this.#saturatedIn[index] = epoch
     }
-    if (this.#touched[index]! < accesses - this.#protectedQuarter) {
-      if (this.#region[index] === PROTECTED) {
-        // The common reorder, written out: to the protected region's newest end.
-        this.#touched[index] = accesses
-        const last = this.#previous[PROTECTED]!
-        if (last !== index) {
-          const previous = this.#previous[index]!
-          const next = this.#next[index]!
-          this.#next[previous] = next
-          this.#previous[next] = previous
-          this.#previous[index] = last
-          this.#next[index] = PROTECTED
-          this.#next[last] = index
-          this.#previous[PROTECTED] = index
-        }
-      } else {
-        this.#reorder(index, accesses)
-      }
+    if (this.#region[index] === PROBATION) {
+      this.#unlink(index)
+      this.#append(index, PROTECTED)
+      this.#demoteProtected()
     }
-    if ((this.#flags[index]! & SAMPLED) !== 0) this.#tuner!.access(this.#hash[index]!)
+    if ((this.#flags[index]! & SAMPLED) !== 0) {
+      this.#tuner!.access(this.#hash[index]!)
+    } else if (this.#saturatedIn[index] === epoch && this.#region[index] !== PROBATION) {
+      // Until the next maintenance (which may age the counters), hits need no more than a stamp.
+      this.#due[index] = this.#nextMaintenance
+    }
   }
 
   #onMiss(key: string): void {
@@ -402,10 +391,14 @@ export class MemoryTier implements CacheTier {
     this.#accesses = 0
     this.#nextAging -= shift
     this.#nextTuning -= shift
-    const oldest = -this.#protectedQuarter - 1
-    for (let index = this.#next[PROTECTED]!; index !== PROTECTED; index = this.#next[index]!) {
-      this.#touched[index] = Math.max(this.#touched[index]! - shift, oldest)
+    // Clamping keeps each list in order (ties at the clamp) and #order <= #touched.
+    for (let list = WINDOW; list <= PROTECTED; list++) {
+      for (let index = this.#next[list]!; index !== list; index = this.#next[index]!) {
+        this.#touched[index] = Math.max(this.#touched[index]! - shift, OLDEST)
+        this.#order[index] = Math.max(this.#order[index]! - shift, OLDEST)
+      }
     }
+    this.#due.fill(0)
   }
 
   #expire(index: number): void {
@@ -457,8 +450,8 @@ export class MemoryTier implements CacheTier {
     this.#keys[index] = key
     this.#entries[index] = entry
     this.#hash[index] = hash
-    this.#touched[index] = UNPROTECTED
     this.#saturatedIn[index] = -1
+    this.#due[index] = 0
     this.#flags[index] = flags | sampled
     this.#weights[index] = weight
     this.#bytes += weight
@@ -567,6 +560,8 @@ export class MemoryTier implements CacheTier {
     this.#next = grow(this.#next, Int32Array)
     this.#hash = grow(this.#hash, Int32Array)
     this.#touched = grow(this.#touched, Int32Array)
+    this.#order = grow(this.#order, Int32Array)
+    this.#due = grow(this.#due, Int32Array)
     this.#region = grow(this.#region, Uint8Array)
     this.#saturatedIn = grow(this.#saturatedIn, Int32Array)
     this.#flags = grow(this.#flags, Uint8Array)
@@ -574,6 +569,7 @@ export class MemoryTier implements CacheTier {
     this.#capacity = capacity
   }
 
+  /** Adds `index` at the newest end of `list`, as accessed now. */
   #append(index: number, list: number): void {
     const last = this.#previous[list]!
     this.#previous[index] = last
@@ -581,8 +577,56 @@ export class MemoryTier implements CacheTier {
     this.#next[last] = index
     this.#previous[list] = index
     this.#region[index] = list
+    this.#touched[index] = this.#accesses
+    this.#order[index] = this.#accesses
     if (list === WINDOW) this.#windowCount++
     else if (list === PROTECTED) this.#protectedCount++
+    else this.#due[index] = 0
+  }
+
+  /**
+   * The least recently used index of the window or protected region, or -1
+   * when it is empty. Entries at the old end accessed since they were placed
+   * there (`#touched > #order`) first move to the place of their last access.
+   */
+  #oldest(list: number): number {
+    for (;;) {
+      const head = this.#next[list]!
+      if (head === list || this.#touched[head] === this.#order[head]) {
+        return head === list ? -1 : head
+      }
+      const next = this.#next[head]!
+      this.#next[list] = next
+      this.#previous[next] = list
+      this.#place(head, list)
+    }
+  }
+
+  /**
+   * Links `index` (not in any list) into `list` at the place of its last
+   * access. Walks from both ends at once, so the cost is the distance to the
+   * nearer end.
+   */
+  #place(index: number, list: number): void {
+    const order = this.#order
+    const stamp = this.#touched[index]!
+    order[index] = stamp
+    let back = this.#previous[list]!
+    let front = this.#next[list]!
+    for (;;) {
+      if (back === list || order[back]! <= stamp) break
+      if (order[front]! > stamp) {
+        back = this.#previous[front]!
+        break
+      }
+      back = this.#previous[back]!
+      front = this.#next[front]!
+    }
+    const after = this.#next[back]!
+    this.#previous[index] = back
+    this.#next[index] = after
+    this.#next[back] = index
+    this.#previous[after] = index
   }
 
   #unlink(index: number): void {
@@ -614,34 +658,11 @@ export class MemoryTier implements CacheTier {
     return head === list ? -1 : head
   }
 
-  /**
-   * The reordering due to a W-TinyLFU hit. A protected entry moved within the
-   * last quarter-capacity accesses is within the newest quarter of the
-   * protected region, so skipping its move keeps hits cheap at the price of a
-   * slightly approximate order among the newest quarter (the callers skip
-   * this call for such entries).
-   */
-  #reorder(index: number, accesses: number): void {
-    const region = this.#region[index]
-    if (region === PROTECTED) {
-      this.#touched[index] = accesses
-      this.#moveToTail(index, PROTECTED)
-    } else if (region === WINDOW) {
-      this.#moveToTail(index, WINDOW)
-    } else {
-      this.#unlink(index)
-      this.#touched[index] = accesses
-      this.#append(index, PROTECTED)
-      this.#demoteProtected()
-    }
-  }
-
   /** Moves the protected region's oldest entries to probation while it is over its share. */
   #demoteProtected(): void {
     while (this.#protectedCount > this.#protectedMax) {
-      const demoted = this.#next[PROTECTED]!
+      const demoted = this.#oldest(PROTECTED)
       this.#unlink(demoted)
-      this.#touched[demoted] = UNPROTECTED
       this.#append(demoted, PROBATION)
     }
   }
@@ -662,7 +683,7 @@ export class MemoryTier implements CacheTier {
     // Entries leaving the window become candidates at probation's newest end.
     let candidates: number[] | undefined
     while (this.#windowCount > this.#windowMax) {
-      const index = this.#next[WINDOW]!
+      const index = this.#oldest(WINDOW)
       this.#unlink(index)
       this.#append(index, PROBATION)
       if (candidates === undefined) candidates = []
@@ -670,9 +691,9 @@ export class MemoryTier implements CacheTier {
     }
     while (this.#over()) {
       let victim = this.#head(PROBATION)
-      if (victim < 0) victim = this.#head(PROTECTED)
+      if (victim < 0) victim = this.#oldest(PROTECTED)
       if (victim < 0) {
-        const head = this.#head(WINDOW)
+        const head = this.#oldest(WINDOW)
         if (head < 0) break
         this.#evictIndex(head)
         continue
@@ -769,10 +790,9 @@ export class MemoryTier implements CacheTier {
     if (next === this.#windowMax) return
     this.#windowMax = next
     this.#protectedMax = Math.floor(0.8 * (this.maxEntries - next))
-    this.#protectedQuarter = this.#protectedMax >>> 2
     // A smaller window hands its oldest entries to the main region.
     while (this.#windowCount > this.#windowMax) {
-      const index = this.#next[WINDOW]!
+      const index = this.#oldest(WINDOW)
       this.#unlink(index)
       this.#append(index, PROBATION)
     }

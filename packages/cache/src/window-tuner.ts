@@ -11,8 +11,10 @@
  * periods, so a change of workload between two periods reads as the effect of
  * its own step. On recency-heavy and phase-changing traces (lirs sprite and
  * zigzag, cache2k web07) that kept it 1.2 to 5 points below LRU; comparing
- * window sizes on the same accesses does not have that confusion. The cost is
- * one typed-array list update per simulated cache for sampled accesses only.
+ * window sizes on the same accesses does not have that confusion. The cost
+ * falls on sampled accesses only: a table lookup, then per simulated cache a
+ * stamp for a hit (the lists are ordered lazily, as the memory tier's are) or
+ * a few typed-array list updates for a miss or promotion.
  */
 import type { FrequencySketch } from './frequency-sketch.js'
 
@@ -22,6 +24,10 @@ const FRACTIONS = [0.01, 0.05, 0.2, 0.4, 0.6, 0.8, 0.99] as const
 const TARGET_CAPACITY = 512
 /** Weight of the past in the decayed hit counts (per period). */
 const DECAY = 0.95
+/** `#accesses` is brought back to 0 past this (see `#rebase`). */
+const REBASE_AT = 2 ** 29
+/** Stamps older than this many accesses are all alike after a `#rebase`. */
+const OLDEST = -(2 ** 29)
 
 const ABSENT = -1
 const WINDOW = 0
@@ -40,8 +46,13 @@ export class WindowTuner {
   readonly #capacity: number
   readonly #sketch: FrequencySketch
   readonly #count = FRACTIONS.length
-  /** Slots (one per simulated key, shared by the seven caches) by key hash. */
-  readonly #slots = new Map<number, number>()
+  /**
+   * Slots (one per simulated key, shared by the seven caches) by key hash:
+   * an open-addressing table (linear probing) of `slot + 1`, 0 when empty.
+   */
+  readonly #table: Int32Array
+  readonly #tableShift: number
+  readonly #tableMask: number
   readonly #slotHash: Int32Array
   readonly #references: Uint8Array
   readonly #free: Int32Array
@@ -52,6 +63,22 @@ export class WindowTuner {
   readonly #previous: Int32Array
   readonly #next: Int32Array
   readonly #region: Int8Array
+  /** Per slot: the access count of the key's last access (the same in every simulation). */
+  readonly #touched: Int32Array
+  /**
+   * Per cache and slot, as in the memory tier: the access count the key's
+   * place in the window or protected list stands for. Those lists are kept
+   * in `#order`, and `#order <= #touched`.
+   */
+  readonly #order: Int32Array
+  /** Per slot: bit `c` is set when the key is in cache `c`'s window or protected list. */
+  readonly #listed: Uint8Array
+  /** `#listed` of a key in every cache's window or protected list. */
+  readonly #everywhere: number
+  /** Hits of accesses that hit in every cache this period (not in `#hits`). */
+  #sharedHits = 0
+  /** Sampled accesses so far. */
+  #accesses = 0
   readonly #size: Int32Array
   readonly #windowSize: Int32Array
   readonly #protectedSize: Int32Array
@@ -76,6 +103,11 @@ export class WindowTuner {
     this.#slotCount = slots
     this.#stride = slots + 3
     this.#slotHash = new Int32Array(slots)
+    let bits = 1
+    while (1 << bits < 2 * slots) bits++
+    this.#table = new Int32Array(1 << bits)
+    this.#tableShift = 32 - bits
+    this.#tableMask = (1 << bits) - 1
     this.#references = new Uint8Array(slots)
     this.#free = new Int32Array(slots)
     for (let i = 0; i < slots; i++) this.#free[i] = slots - 1 - i
@@ -83,6 +115,10 @@ export class WindowTuner {
     this.#previous = new Int32Array(count * this.#stride)
     this.#next = new Int32Array(count * this.#stride)
     this.#region = new Int8Array(count * this.#stride).fill(ABSENT)
+    this.#touched = new Int32Array(slots)
+    this.#order = new Int32Array(count * this.#stride)
+    this.#listed = new Uint8Array(slots)
+    this.#everywhere = (1 << count) - 1
     this.#size = new Int32Array(count)
     this.#windowSize = new Int32Array(count)
     this.#protectedSize = new Int32Array(count)
@@ -109,14 +145,42 @@ export class WindowTuner {
 
   /** Runs one access of a sampled key through the seven simulations. */
   access(hash: number): void {
-    let slot = this.#slots.get(hash)
-    if (slot === undefined) {
+    const table = this.#table
+    const mask = this.#tableMask
+    let at = this.#home(hash)
+    let slot = -1
+    for (let entry = table[at]!; entry !== 0; entry = table[at]!) {
+      if (this.#slotHash[entry - 1] === hash) {
+        slot = entry - 1
+        break
+      }
+      at = (at + 1) & mask
+    }
+    if (slot < 0) {
       slot = this.#free[--this.#freeTop]!
-      this.#slots.set(hash, slot)
+      table[at] = slot + 1
       this.#slotHash[slot] = hash
       this.#references[slot] = 0
     }
-    for (let c = 0; c < this.#count; c++) this.#accessIn(c, slot)
+    const stamp = ++this.#accesses
+    this.#touched[slot] = stamp
+    // A hit in every cache's window or protected list (the common case for a
+    // popular key) changes nothing but the stamp and the hit counts.
+    if (this.#listed[slot] === this.#everywhere) this.#sharedHits++
+    else for (let c = 0; c < this.#count; c++) this.#accessIn(c, slot, stamp)
+    if (stamp >= REBASE_AT) this.#rebase()
+  }
+
+  /** Moves the access count and every stamp back by the count; keeps every list in order. */
+  #rebase(): void {
+    const shift = this.#accesses
+    this.#accesses = 0
+    for (let i = 0; i < this.#touched.length; i++) {
+      this.#touched[i] = Math.max(this.#touched[i]! - shift, OLDEST)
+    }
+    for (let i = 0; i < this.#order.length; i++) {
+      this.#order[i] = Math.max(this.#order[i]! - shift, OLDEST)
+    }
   }
 
   /**
@@ -126,19 +190,21 @@ export class WindowTuner {
   choose(maxEntries: number): number {
     let best = 0
     for (let c = 0; c < this.#count; c++) {
-      this.#scores[c] = this.#scores[c]! * DECAY + this.#hits[c]!
+      this.#scores[c] = this.#scores[c]! * DECAY + this.#hits[c]! + this.#sharedHits
       this.#hits[c] = 0
       if (this.#scores[c]! > this.#scores[best]!) best = c
     }
+    this.#sharedHits = 0
     return Math.round(FRACTIONS[best]! * maxEntries)
   }
 
   /** Forgets every simulated key (after the real cache was cleared). */
   reset(): void {
-    this.#slots.clear()
+    this.#table.fill(0)
     for (let i = 0; i < this.#slotCount; i++) this.#free[i] = this.#slotCount - 1 - i
     this.#freeTop = this.#slotCount
     this.#region.fill(ABSENT)
+    this.#listed.fill(0)
     this.#size.fill(0)
     this.#windowSize.fill(0)
     this.#protectedSize.fill(0)
@@ -151,51 +217,46 @@ export class WindowTuner {
     }
   }
 
-  #accessIn(c: number, slot: number): void {
+  #accessIn(c: number, slot: number, stamp: number): void {
     const base = c * this.#stride
     const sentinels = base + this.#slotCount
     const at = base + slot
     const region = this.#region[at]!
-    if (region === WINDOW) {
+    if (region === WINDOW || region === PROTECTED) {
+      // The key's place follows from its stamp when its list is next trimmed.
       this.#hits[c]!++
-      this.#moveToTail(at, sentinels + WINDOW)
-      return
-    }
-    if (region === PROTECTED) {
-      this.#hits[c]!++
-      this.#moveToTail(at, sentinels + PROTECTED)
       return
     }
     if (region === PROBATION) {
       this.#hits[c]!++
       this.#unlink(at)
-      this.#region[at] = PROTECTED
-      this.#append(at, sentinels + PROTECTED)
+      this.#setRegion(c, at, slot, PROTECTED)
+      this.#append(at, sentinels + PROTECTED, stamp)
       if (++this.#protectedSize[c]! > this.#protectedMax[c]!) {
-        const demoted = this.#next[sentinels + PROTECTED]!
+        const demoted = this.#oldest(sentinels + PROTECTED, base)
         this.#unlink(demoted)
-        this.#region[demoted] = PROBATION
-        this.#append(demoted, sentinels + PROBATION)
+        this.#setRegion(c, demoted, demoted - base, PROBATION)
+        this.#append(demoted, sentinels + PROBATION, stamp)
         this.#protectedSize[c]!--
       }
       return
     }
     // A miss: the key enters the window.
-    this.#region[at] = WINDOW
-    this.#append(at, sentinels + WINDOW)
+    this.#setRegion(c, at, slot, WINDOW)
+    this.#append(at, sentinels + WINDOW, stamp)
     this.#references[slot]!++
     this.#size[c]!++
     if (++this.#windowSize[c]! > this.#windowMax[c]!) {
-      const candidate = this.#next[sentinels + WINDOW]!
+      const candidate = this.#oldest(sentinels + WINDOW, base)
       this.#unlink(candidate)
       this.#windowSize[c]!--
-      this.#region[candidate] = PROBATION
-      this.#append(candidate, sentinels + PROBATION)
+      this.#setRegion(c, candidate, candidate - base, PROBATION)
+      this.#append(candidate, sentinels + PROBATION, stamp)
       if (this.#size[c]! > this.#capacity) {
         let victim = this.#next[sentinels + PROBATION]!
         if (victim === candidate) {
           // Probation held only the candidate: the victim comes from protected.
-          victim = this.#next[sentinels + PROTECTED]!
+          victim = this.#oldest(sentinels + PROTECTED, base)
           if (victim === sentinels + PROTECTED) victim = candidate
         }
         if (
@@ -210,24 +271,46 @@ export class WindowTuner {
       }
     } else if (this.#size[c]! > this.#capacity) {
       let victim = this.#next[sentinels + PROBATION]!
-      if (victim === sentinels + PROBATION) victim = this.#next[sentinels + PROTECTED]!
-      if (victim === sentinels + PROTECTED) victim = this.#next[sentinels + WINDOW]!
+      if (victim === sentinels + PROBATION) victim = this.#oldest(sentinels + PROTECTED, base)
+      if (victim === sentinels + PROTECTED) victim = this.#oldest(sentinels + WINDOW, base)
       this.#evict(c, base, victim)
     }
   }
 
   #evict(c: number, base: number, at: number): void {
     const region = this.#region[at]!
+    const slot = at - base
     this.#unlink(at)
-    this.#region[at] = ABSENT
+    this.#setRegion(c, at, slot, ABSENT)
     this.#size[c]!--
     if (region === WINDOW) this.#windowSize[c]!--
     else if (region === PROTECTED) this.#protectedSize[c]!--
-    const slot = at - base
     if (--this.#references[slot]! === 0) {
-      this.#slots.delete(this.#slotHash[slot]!)
+      this.#forget(slot)
       this.#free[this.#freeTop++] = slot
     }
+  }
+
+  /** Where the table probe for `hash` starts (bits independent of `sampleHash`'s). */
+  #home(hash: number): number {
+    return Math.imul(hash ^ (hash >>> 16), 0x7feb352d) >>> this.#tableShift
+  }
+
+  /** Removes `slot` from the table (backward-shift deletion keeps every probe chain whole). */
+  #forget(slot: number): void {
+    const table = this.#table
+    const mask = this.#tableMask
+    let hole = this.#home(this.#slotHash[slot]!)
+    while (table[hole] !== slot + 1) hole = (hole + 1) & mask
+    for (let at = (hole + 1) & mask; table[at] !== 0; at = (at + 1) & mask) {
+      const home = this.#home(this.#slotHash[table[at]! - 1]!)
+      // The entry at `at` may move to the hole unless its home lies cyclically in (hole, at].
+      if (((at - home) & mask) >= ((at - hole) & mask)) {
+        table[hole] = table[at]!
+        hole = at
+      }
+    }
+    table[hole] = 0
   }
 
   #unlink(at: number): void {
@@ -237,17 +320,52 @@ export class WindowTuner {
     this.#previous[next] = previous
   }
 
-  #append(at: number, sentinel: number): void {
+  #setRegion(c: number, at: number, slot: number, region: number): void {
+    this.#region[at] = region
+    if (region === WINDOW || region === PROTECTED) this.#listed[slot]! |= 1 << c
+    else this.#listed[slot]! &= ~(1 << c)
+  }
+
+  /** Adds `at` at the newest end of the list of `sentinel`, placed as of `stamp`. */
+  #append(at: number, sentinel: number, stamp: number): void {
     const last = this.#previous[sentinel]!
     this.#previous[at] = last
     this.#next[at] = sentinel
     this.#next[last] = at
     this.#previous[sentinel] = at
+    this.#order[at] = stamp
   }
 
-  #moveToTail(at: number, sentinel: number): void {
-    if (this.#previous[sentinel] === at) return
-    this.#unlink(at)
-    this.#append(at, sentinel)
+  /**
+   * The least recently used entry of a window or protected list (the
+   * sentinel when empty), after moving entries accessed since they were
+   * placed at the old end to the place of their last access.
+   */
+  #oldest(sentinel: number, base: number): number {
+    const order = this.#order
+    for (;;) {
+      const head = this.#next[sentinel]!
+      if (head === sentinel || this.#touched[head - base] === order[head]) return head
+      this.#unlink(head)
+      const stamp = this.#touched[head - base]!
+      order[head] = stamp
+      // Walk from both ends at once: the cost is the distance to the nearer one.
+      let back = this.#previous[sentinel]!
+      let front = this.#next[sentinel]!
+      for (;;) {
+        if (back === sentinel || order[back]! <= stamp) break
+        if (order[front]! > stamp) {
+          back = this.#previous[front]!
+          break
+        }
+        back = this.#previous[back]!
+        front = this.#next[front]!
+      }
+      const after = this.#next[back]!
+      this.#previous[head] = back
+      this.#next[head] = after
+      this.#next[back] = head
+      this.#previous[after] = head
+    }
   }
 }

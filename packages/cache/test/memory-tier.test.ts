@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import type { StoredEntry } from '../src/entry.ts'
 import { FrequencySketch, hashKey } from '../src/frequency-sketch.ts'
 import { MemoryTier } from '../src/memory-tier.ts'
+import { ReferenceTinyLfu } from './reference-tinylfu.ts'
 import { loop, recency, scanHeavy, zipf } from './workloads.ts'
 
 const entry = (value: unknown = 1, extra: Partial<StoredEntry> = {}): StoredEntry => ({
@@ -258,6 +259,53 @@ describe('MemoryTier', () => {
     expect(() => new MemoryTier({ policy: 'fifo' as 'lru' })).toThrow(/options.policy/)
     expect(() => new MemoryTier({ maxBytes: -1 })).toThrow(/options.maxBytes/)
     expect(() => new MemoryTier({ weigher: 3 as never })).toThrow(/options.weigher/)
+  })
+
+  it('W-TinyLFU with a fixed window hits, misses and rejects exactly like an eagerly ordered model (property)', () => {
+    // The tier orders its window and protected region lazily (a hit stamps,
+    // the old end is sorted out when an entry leaves) and skips sketch work for
+    // saturated keys; the model moves every hit and counts every access.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 3, max: 40 }),
+        fc.constantFrom(0.01, 0.2, 0.5),
+        fc.array(
+          fc.tuple(
+            fc.oneof(fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 80 })),
+            fc.integer({ min: 0, max: 19 }),
+          ),
+          { maxLength: 3_000, size: 'max' },
+        ),
+        (max, initialWindow, ops) => {
+          const tier = new MemoryTier({ maxEntries: max, initialWindow, adaptive: false })
+          const model = new ReferenceTinyLfu(max, initialWindow)
+          // One outcome string per side, compared once (an expect per step is slow).
+          let ours = ''
+          let theirs = ''
+          for (const [key, roll] of ops) {
+            const name = `k${key}`
+            if (roll === 0) {
+              ours += tier.deleteEntry(name) ? 'd' : '-'
+              theirs += model.delete(name) ? 'd' : '-'
+              continue
+            }
+            const hit =
+              roll === 1
+                ? tier.getEntry(name) !== undefined
+                : tier.getFreshValue(name) !== undefined
+            ours += hit ? 'h' : 'm'
+            theirs += model.get(name) ? 'h' : 'm'
+            if (!hit) tier.setEntry(name, entry())
+            if (theirs.endsWith('m')) model.set(name)
+            ours += tier.size
+            theirs += model.size
+          }
+          expect(ours).toBe(theirs)
+          expect(tier.stats().rejections).toBe(model.rejections)
+        },
+      ),
+      { numRuns: 200 },
+    )
   })
 
   it('policy lru behaves exactly like lru-cache', () => {
