@@ -195,6 +195,114 @@ describe('onnx backend (onnxruntime-node)', () => {
     }
   })
 
+  it('in-thread batching: a shared signal keeps one listener while busy, none once idle; abort still cancels', async () => {
+    const backend = await createOnnxBackend({ model: model.bytes, execution: 'inline' })
+    try {
+      const shared = new AbortController()
+      let most = 0
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, caller) => {
+          for (let i = 0; i < 5; i++) {
+            await backend.invoke(request([[caller, i, 0, 1]]), { signal: shared.signal })
+            most = Math.max(most, getEventListeners(shared.signal, 'abort').length)
+          }
+        }),
+      )
+      expect(most).toBe(1)
+      // In-thread, the batcher is idle one immediate after the last answer (its slot hold).
+      const idle = () => new Promise((resolve) => setImmediate(resolve))
+      await idle()
+      expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0)
+      // Callers that each bring their own signal: listeners are bounded while busy, gone when idle.
+      const signals = Array.from({ length: 8 * 5 }, () => new AbortController().signal)
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, caller) => {
+          for (let i = 0; i < 5; i++) {
+            await backend.invoke(request([[caller, i, 0, 1]]), { signal: signals[caller * 5 + i]! })
+            const listening = signals.filter((s) => getEventListeners(s, 'abort').length > 0)
+            // At most 16 idle ones, plus those of requests in flight.
+            expect(listening.length).toBeLessThanOrEqual(16 + 8)
+          }
+        }),
+      )
+      await idle()
+      for (const signal of signals) expect(getEventListeners(signal, 'abort')).toHaveLength(0)
+      // A batch in flight with a shared signal: aborting it cancels those callers only.
+      const controller = new AbortController()
+      const first = backend.invoke(request([[1, 0, 0, 0]]), call)
+      const queued = [2, 3, 4].map((i) =>
+        backend.invoke(request([[i, 0, 0, 0]]), { signal: controller.signal }),
+      )
+      const other = backend.invoke(request([[5, 0, 0, 0]]), call)
+      controller.abort()
+      for (const p of queued) await expect(p).rejects.toMatchObject({ code: 'E_CANCELLED' })
+      await expect(first).resolves.toBeDefined()
+      expectAllClose(
+        outputOf(await other).data,
+        linearReference(
+          Float32Array.from([5, 0, 0, 0]),
+          model.weights,
+          model.bias,
+          INPUTS,
+          OUTPUTS,
+        ),
+      )
+      await idle()
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0)
+      expect(getEventListeners(call.signal, 'abort')).toHaveLength(0)
+      expect(backend.stats()).toMatchObject({ inFlight: 0, cancelled: 3, errors: 0 })
+    } finally {
+      await backend.dispose()
+    }
+  })
+
+  it('in-thread: a request whose signal aborts before its run is done rejects E_CANCELLED (result dropped)', async () => {
+    for (const batching of [undefined, false] as const) {
+      const backend = await createOnnxBackend({ model: model.bytes, execution: 'inline', batching })
+      try {
+        const controller = new AbortController()
+        // The run is deferred to an immediate: the abort lands before it.
+        const pending = backend.invoke(request([[1, 2, 3, 4]]), { signal: controller.signal })
+        controller.abort()
+        await expect(pending).rejects.toMatchObject({ code: 'E_CANCELLED' })
+        expect(backend.stats()).toMatchObject({ requests: 1, cancelled: 1, errors: 0, inFlight: 0 })
+        // The backend is unharmed.
+        const result = await backend.invoke(request([[1, 2, 3, 4]]), call)
+        expectAllClose(
+          outputOf(result).data,
+          linearReference(
+            Float32Array.from([1, 2, 3, 4]),
+            model.weights,
+            model.bias,
+            INPUTS,
+            OUTPUTS,
+          ),
+        )
+      } finally {
+        await backend.dispose()
+      }
+    }
+  })
+
+  it("execution 'auto': many runs in flight at once (no batching) are all timed and answered", async () => {
+    // More runs than the executor's initial ring of start times (16).
+    const backend = await createOnnxBackend({ model: model.bytes, batching: false })
+    try {
+      const rows = Array.from({ length: 40 }, (_, i) => [i, 1, -1, 0.5])
+      const results = await Promise.all(rows.map((row) => backend.invoke(request([row]), call)))
+      results.forEach((result, i) => {
+        expectAllClose(
+          outputOf(result).data,
+          linearReference(Float32Array.from(rows[i]!), model.weights, model.bias, INPUTS, OUTPUTS),
+        )
+      })
+      expect(backend.stats()).toMatchObject({ requests: 40, errors: 0, inFlight: 0 })
+      expect(backend.stats().executor).toMatchObject({ running: 'inline', inlineRuns: 40 })
+    } finally {
+      await backend.dispose()
+    }
+  })
+
   it("execution 'auto': runs that block longer than maxBlockingMs move the backend to worker threads", async () => {
     // maxBlockingMs 0 makes every in-thread run a slow one.
     const backend = await createOnnxBackend({

@@ -152,6 +152,8 @@ export type BatcherStats = {
 }
 
 const LABEL = 'onnx: batched request'
+/** Listeners of signals no request waits on that may stay registered while the batcher is busy. */
+const MAX_IDLE_WATCHES = 16
 
 /** Collects requests into batches; see the module comment. */
 export class DynamicBatcher<R = Outputs> {
@@ -167,6 +169,8 @@ export class DynamicBatcher<R = Outputs> {
     largestBatch: 0,
   }
   private readonly watched = new Map<AbortSignal, Watch<R>>()
+  /** Signals in `watched` that no request waits on any more (their listeners are removed once the batcher is idle). */
+  private idleWatches = 0
   private closed = false
   // `new Promise(this.capture)` hands the resolving functions over without a closure per request.
   private capturedResolve: ((value: R) => void) | undefined
@@ -332,7 +336,7 @@ export class DynamicBatcher<R = Outputs> {
       watch = new Watch(this, signal)
       this.watched.set(signal, watch)
       signal.addEventListener('abort', watch, { once: true })
-    }
+    } else if (watch.count === 0) this.idleWatches--
     watch.count++
     watch.items.push(item)
   }
@@ -341,17 +345,32 @@ export class DynamicBatcher<R = Outputs> {
     const watch = this.watched.get(signal)
     if (watch === undefined) return
     if (--watch.count === 0) {
-      this.watched.delete(signal)
-      signal.removeEventListener('abort', watch)
+      // The listener stays while the batcher is busy: the callers just answered usually come
+      // straight back with the same signal, and an add/remove pair per batch was garbage.
+      watch.items.length = 0
+      if (++this.idleWatches > MAX_IDLE_WATCHES) this.sweepWatches()
     } else if (watch.items.length > 2 * watch.count + 32) {
       // Under steady load a signal may never run out of requests: drop the settled ones now and then.
       watch.items = watch.items.filter((item) => !item.settled)
     }
   }
 
+  /** Removes the listeners of signals no request waits on any more. */
+  private sweepWatches(): void {
+    for (const [signal, watch] of this.watched) {
+      if (watch.count !== 0) continue
+      this.watched.delete(signal)
+      signal.removeEventListener('abort', watch)
+    }
+    this.idleWatches = 0
+  }
+
   /** @internal A watched signal aborted: cancel its requests, queued or running. */
   aborted(signal: AbortSignal, watch: Watch<R>): void {
-    if (this.watched.get(signal) === watch) this.watched.delete(signal)
+    if (this.watched.get(signal) === watch) {
+      this.watched.delete(signal)
+      if (watch.count === 0) this.idleWatches--
+    }
     for (const item of watch.items) this.cancel(item)
   }
 
@@ -433,6 +452,7 @@ export class DynamicBatcher<R = Outputs> {
   private finished(): void {
     this.running--
     this.pump()
+    if (this.idleWatches > 0 && this.running === 0 && this.queuedItems === 0) this.sweepWatches()
   }
 
   private pump(): void {
@@ -503,6 +523,7 @@ export class DynamicBatcher<R = Outputs> {
       }
     }
     this.queuedItems = 0
+    this.sweepWatches()
   }
 
   stats(): BatcherStats {

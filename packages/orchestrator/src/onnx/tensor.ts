@@ -70,13 +70,14 @@ export function normalizeTensor(value: TensorData, field: string, name?: string)
     )
   if (!Array.isArray(value.dims))
     throw invalidInput(fieldOf(field, name, '.dims'), 'must be an array of non-negative integers')
-  const dims = new Array<number>(value.dims.length)
+  // The caller's dims array is kept, not copied (like its data): a request's tensors
+  // must not change while it is in flight.
+  const dims = value.dims as number[]
   let count = 1
   for (let i = 0; i < dims.length; i++) {
-    const d = value.dims[i]!
+    const d = dims[i]!
     if (!Number.isInteger(d) || d < 0)
       throw invalidInput(fieldOf(field, name, '.dims'), 'must be an array of non-negative integers')
-    dims[i] = d
     count *= d
   }
   let data: TypedArray
