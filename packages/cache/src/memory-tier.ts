@@ -66,15 +66,53 @@ const FREE = 3
 /** First index of a real entry (0..2 are the list sentinels). */
 const FIRST = 3
 
-/** `flags` bits. */
+/** `META` bits: the region (list id or `FREE`) and these flags. */
+const REGION = 3
 /** The entry has a finite grace end (`staleUntil`): a hit reads the clock. */
-const EXPIRES = 1
+const EXPIRES = 4
 /** The key is simulated by the window tuner. */
-const SAMPLED = 2
+const SAMPLED = 8
 /** The entry has a finite TTL (`expiresAt`). */
-const FRESH_UNTIL = 4
+const FRESH_UNTIL = 16
 /** Either end is finite. */
 const TIMED = EXPIRES | FRESH_UNTIL
+
+/**
+ * Per-entry state: `STRIDE` int32 slots per index in `#nodes`, so that a hit
+ * reads one 32-byte record rather than a slot in each of several arrays.
+ */
+const STRIDE = 8
+/** List links (indices; each list's sentinel sits at the index of its id). */
+const PREVIOUS = 0
+const NEXT = 1
+/** Access count at the entry's last access (W-TinyLFU only). */
+const TOUCHED = 2
+/**
+ * Access count the entry's place in its list stands for (W-TinyLFU only).
+ * The window and the protected region are kept in order of `ORDER`, and
+ * `ORDER <= TOUCHED`: a hit there only stamps `TOUCHED`, and an entry found
+ * at a list's old end with a later access is moved to its place then (see
+ * `#oldest`). So both lists give exactly their LRU victims without a list
+ * move per hit.
+ */
+const ORDER = 3
+/**
+ * The access count from which a hit of the entry needs `#slowHit`; 0 when
+ * the next one does. Set to the maintenance point for an entry whose
+ * frequency counters are saturated this epoch, outside probation, of a key
+ * not sampled: a hit then does nothing more than stamp the access.
+ */
+const DUE = 4
+/** The key's hash, `| 0` (W-TinyLFU only). */
+const HASH = 5
+/**
+ * The aging epoch in which the key's counters were seen saturated, or -1.
+ * Counters only grow between agings, so within that epoch a hit need not
+ * touch them (see `FrequencySketch.recordSeen`).
+ */
+const SATURATED_IN = 6
+/** Region and flag bits (`REGION`, `EXPIRES`, `FRESH_UNTIL`, `SAMPLED`). */
+const META = 7
 
 /** `#accesses` is brought back to 0 past this (see `#rebase`). */
 const REBASE_AT = 2 ** 29
@@ -142,37 +180,10 @@ export class MemoryTier implements CacheTier {
   // Per index. The typed arrays grow (doubling) up to maxEntries + FIRST + 1.
   readonly #keys: (string | undefined)[] = []
   readonly #entries: (StoredEntry | undefined)[] = []
-  #previous: Int32Array
-  #next: Int32Array
-  /** The key's hash, `| 0` (W-TinyLFU only). */
-  #hash: Int32Array
-  /** Access count at the entry's last access (W-TinyLFU only). */
-  #touched: Int32Array
-  /**
-   * Access count the entry's place in its list stands for (W-TinyLFU only).
-   * The window and the protected region are kept in order of `#order`, and
-   * `#order <= #touched`: a hit there only stamps `#touched`, and an entry
-   * found at a list's old end with a later access is moved to its place then
-   * (see {@link #oldest}). So both lists give exactly their LRU victims
-   * without a list move per hit.
-   */
-  #order: Int32Array
-  /**
-   * The access count from which a hit of the entry needs {@link #slowHit};
-   * 0 when the next one does. Set to the maintenance point for an entry
-   * whose frequency counters are saturated this epoch, outside probation, of
-   * a key not sampled: a hit then does nothing more than stamp the access.
-   */
-  #due: Int32Array
-  #region: Uint8Array
-  /**
-   * The aging epoch in which the key's counters were seen saturated, or -1.
-   * Counters only grow between agings, so within that epoch a hit need not
-   * touch them (see `FrequencySketch.recordSeen`).
-   */
-  #saturatedIn: Int32Array
-  /** `EXPIRES`, `FRESH_UNTIL`, `SAMPLED` bits. */
-  #flags: Uint8Array
+  /** `#entries[index].value`, read by a fresh hit without touching the entry object. */
+  readonly #values: unknown[] = []
+  /** `STRIDE` slots per index (`PREVIOUS`, `NEXT`, …, `META`). */
+  #nodes: Int32Array
   #weights: Float64Array
   #capacity: number
   /** Indices freed for reuse, and the next never-used index. */
@@ -239,19 +250,11 @@ export class MemoryTier implements CacheTier {
     this.#protectedMax = Math.floor(0.8 * (maxEntries - this.#windowMax))
     const capacity = Math.min(maxEntries + FIRST + 1, 1024)
     this.#capacity = capacity
-    this.#previous = new Int32Array(capacity)
-    this.#next = new Int32Array(capacity)
-    this.#hash = new Int32Array(capacity)
-    this.#touched = new Int32Array(capacity)
-    this.#order = new Int32Array(capacity)
-    this.#due = new Int32Array(capacity)
-    this.#region = new Uint8Array(capacity)
-    this.#saturatedIn = new Int32Array(capacity)
-    this.#flags = new Uint8Array(capacity)
+    this.#nodes = new Int32Array(capacity * STRIDE)
     this.#weights = new Float64Array(capacity)
     for (let list = WINDOW; list <= PROTECTED; list++) {
-      this.#previous[list] = list
-      this.#next[list] = list
+      this.#nodes[list * STRIDE + PREVIOUS] = list
+      this.#nodes[list * STRIDE + NEXT] = list
     }
   }
 
@@ -271,7 +274,10 @@ export class MemoryTier implements CacheTier {
       return undefined
     }
     const entry = this.#entries[index]!
-    if ((this.#flags[index]! & EXPIRES) !== 0 && !(this.#clock.now() < entry.staleUntil)) {
+    if (
+      (this.#nodes[index * STRIDE + META]! & EXPIRES) !== 0 &&
+      !(this.#clock.now() < entry.staleUntil)
+    ) {
       this.#expire(index)
       return undefined
     }
@@ -290,16 +296,16 @@ export class MemoryTier implements CacheTier {
       if (this.#sketch !== undefined) this.#onMiss(key)
       return undefined
     }
-    if ((this.#flags[index]! & TIMED) !== 0) return this.#timedFreshValue(index)
+    if ((this.#nodes[index * STRIDE + META]! & TIMED) !== 0) return this.#timedFreshValue(index)
     // #onHit, written out: this is the hottest call site.
     if (this.#sketch === undefined) {
       this.#moveToTail(index, WINDOW)
     } else {
       const accesses = ++this.#accesses
-      if (accesses >= this.#due[index]!) this.#slowHit(index, accesses)
-      this.#touched[index] = accesses
+      if (accesses >= this.#nodes[index * STRIDE + DUE]!) this.#slowHit(index, accesses)
+      this.#nodes[index * STRIDE + TOUCHED] = accesses
     }
-    return this.#entries[index]!.value
+    return this.#values[index]
   }
 
   /** {@link getFreshValue} for an entry with a finite TTL or grace end. */
@@ -327,27 +333,33 @@ export class MemoryTier implements CacheTier {
       return
     }
     const accesses = ++this.#accesses
-    if (accesses >= this.#due[index]!) this.#slowHit(index, accesses)
-    this.#touched[index] = accesses
+    if (accesses >= this.#nodes[index * STRIDE + DUE]!) this.#slowHit(index, accesses)
+    this.#nodes[index * STRIDE + TOUCHED] = accesses
   }
 
   /** The policy work of a hit, in order (see {@link #onHit}). */
   #slowHit(index: number, accesses: number): void {
     if (accesses >= this.#nextMaintenance) this.#maintain()
     const epoch = this.#epoch
-    if (this.#saturatedIn[index] !== epoch && this.#sketch!.recordSeen(this.#hash[index]!)) {
-      this.#saturatedIn[index] = epoch
+    if (
+      this.#nodes[index * STRIDE + SATURATED_IN] !== epoch &&
+      this.#sketch!.recordSeen(this.#nodes[index * STRIDE + HASH]!)
+    ) {
+      this.#nodes[index * STRIDE + SATURATED_IN] = epoch
     }
-    if (this.#region[index] === PROBATION) {
+    if ((this.#nodes[index * STRIDE + META]! & REGION) === PROBATION) {
       this.#unlink(index)
       this.#append(index, PROTECTED)
       this.#demoteProtected()
     }
-    if ((this.#flags[index]! & SAMPLED) !== 0) {
-      this.#tuner!.access(this.#hash[index]!)
-    } else if (this.#saturatedIn[index] === epoch && this.#region[index] !== PROBATION) {
+    if ((this.#nodes[index * STRIDE + META]! & SAMPLED) !== 0) {
+      this.#tuner!.access(this.#nodes[index * STRIDE + HASH]!)
+    } else if (
+      this.#nodes[index * STRIDE + SATURATED_IN] === epoch &&
+      (this.#nodes[index * STRIDE + META]! & REGION) !== PROBATION
+    ) {
       // Until the next maintenance (which may age the counters), hits need no more than a stamp.
-      this.#due[index] = this.#nextMaintenance
+      this.#nodes[index * STRIDE + DUE] = this.#nextMaintenance
     }
   }
 
@@ -393,12 +405,22 @@ export class MemoryTier implements CacheTier {
     this.#nextTuning -= shift
     // Clamping keeps each list in order (ties at the clamp) and #order <= #touched.
     for (let list = WINDOW; list <= PROTECTED; list++) {
-      for (let index = this.#next[list]!; index !== list; index = this.#next[index]!) {
-        this.#touched[index] = Math.max(this.#touched[index]! - shift, OLDEST)
-        this.#order[index] = Math.max(this.#order[index]! - shift, OLDEST)
+      for (
+        let index = this.#nodes[list * STRIDE + NEXT]!;
+        index !== list;
+        index = this.#nodes[index * STRIDE + NEXT]!
+      ) {
+        this.#nodes[index * STRIDE + TOUCHED] = Math.max(
+          this.#nodes[index * STRIDE + TOUCHED]! - shift,
+          OLDEST,
+        )
+        this.#nodes[index * STRIDE + ORDER] = Math.max(
+          this.#nodes[index * STRIDE + ORDER]! - shift,
+          OLDEST,
+        )
       }
     }
-    this.#due.fill(0)
+    for (let at = DUE; at < this.#nodes.length; at += STRIDE) this.#nodes[at] = 0
   }
 
   #expire(index: number): void {
@@ -424,7 +446,9 @@ export class MemoryTier implements CacheTier {
       this.#untag(existing)
       this.#bytes += weight - this.#weights[existing]!
       this.#entries[existing] = entry
-      this.#flags[existing] = (this.#flags[existing]! & SAMPLED) | flags
+      this.#values[existing] = entry.value
+      this.#nodes[existing * STRIDE + META] =
+        (this.#nodes[existing * STRIDE + META]! & (SAMPLED | REGION)) | flags
       this.#weights[existing] = weight
       this.#tag(existing)
       if (weight > this.maxBytes) {
@@ -449,10 +473,11 @@ export class MemoryTier implements CacheTier {
     this.#map.set(key, index)
     this.#keys[index] = key
     this.#entries[index] = entry
-    this.#hash[index] = hash
-    this.#saturatedIn[index] = -1
-    this.#due[index] = 0
-    this.#flags[index] = flags | sampled
+    this.#values[index] = entry.value
+    this.#nodes[index * STRIDE + HASH] = hash
+    this.#nodes[index * STRIDE + SATURATED_IN] = -1
+    this.#nodes[index * STRIDE + DUE] = 0
+    this.#nodes[index * STRIDE + META] = flags | sampled
     this.#weights[index] = weight
     this.#bytes += weight
     this.#append(index, WINDOW)
@@ -485,11 +510,12 @@ export class MemoryTier implements CacheTier {
     this.#tags.clear()
     this.#keys.length = 0
     this.#entries.length = 0
+    this.#values.length = 0
     this.#free.length = 0
     this.#unused = FIRST
     for (let list = WINDOW; list <= PROTECTED; list++) {
-      this.#previous[list] = list
-      this.#next[list] = list
+      this.#nodes[list * STRIDE + PREVIOUS] = list
+      this.#nodes[list * STRIDE + NEXT] = list
     }
     this.#windowCount = 0
     this.#protectedCount = 0
@@ -548,40 +574,28 @@ export class MemoryTier implements CacheTier {
 
   #grow(): void {
     const capacity = Math.min(this.#capacity * 2, this.maxEntries + FIRST + 1)
-    const grow = <T extends Int32Array | Uint8Array | Float64Array>(
-      array: T,
-      make: new (length: number) => T,
-    ): T => {
-      const grown = new make(capacity)
-      grown.set(array)
-      return grown
-    }
-    this.#previous = grow(this.#previous, Int32Array)
-    this.#next = grow(this.#next, Int32Array)
-    this.#hash = grow(this.#hash, Int32Array)
-    this.#touched = grow(this.#touched, Int32Array)
-    this.#order = grow(this.#order, Int32Array)
-    this.#due = grow(this.#due, Int32Array)
-    this.#region = grow(this.#region, Uint8Array)
-    this.#saturatedIn = grow(this.#saturatedIn, Int32Array)
-    this.#flags = grow(this.#flags, Uint8Array)
-    this.#weights = grow(this.#weights, Float64Array)
+    const nodes = new Int32Array(capacity * STRIDE)
+    nodes.set(this.#nodes)
+    this.#nodes = nodes
+    const weights = new Float64Array(capacity)
+    weights.set(this.#weights)
+    this.#weights = weights
     this.#capacity = capacity
   }
 
   /** Adds `index` at the newest end of `list`, as accessed now. */
   #append(index: number, list: number): void {
-    const last = this.#previous[list]!
-    this.#previous[index] = last
-    this.#next[index] = list
-    this.#next[last] = index
-    this.#previous[list] = index
-    this.#region[index] = list
-    this.#touched[index] = this.#accesses
-    this.#order[index] = this.#accesses
+    const last = this.#nodes[list * STRIDE + PREVIOUS]!
+    this.#nodes[index * STRIDE + PREVIOUS] = last
+    this.#nodes[index * STRIDE + NEXT] = list
+    this.#nodes[last * STRIDE + NEXT] = index
+    this.#nodes[list * STRIDE + PREVIOUS] = index
+    this.#nodes[index * STRIDE + META] = (this.#nodes[index * STRIDE + META]! & ~REGION) | list
+    this.#nodes[index * STRIDE + TOUCHED] = this.#accesses
+    this.#nodes[index * STRIDE + ORDER] = this.#accesses
     if (list === WINDOW) this.#windowCount++
     else if (list === PROTECTED) this.#protectedCount++
-    else this.#due[index] = 0
+    else this.#nodes[index * STRIDE + DUE] = 0
   }
 
   /**
@@ -591,13 +605,16 @@ export class MemoryTier implements CacheTier {
    */
   #oldest(list: number): number {
     for (;;) {
-      const head = this.#next[list]!
-      if (head === list || this.#touched[head] === this.#order[head]) {
+      const head = this.#nodes[list * STRIDE + NEXT]!
+      if (
+        head === list ||
+        this.#nodes[head * STRIDE + TOUCHED] === this.#nodes[head * STRIDE + ORDER]
+      ) {
         return head === list ? -1 : head
       }
-      const next = this.#next[head]!
-      this.#next[list] = next
-      this.#previous[next] = list
+      const next = this.#nodes[head * STRIDE + NEXT]!
+      this.#nodes[list * STRIDE + NEXT] = next
+      this.#nodes[next * STRIDE + PREVIOUS] = list
       this.#place(head, list)
     }
   }
@@ -608,53 +625,54 @@ export class MemoryTier implements CacheTier {
    * nearer end.
    */
   #place(index: number, list: number): void {
-    const order = this.#order
-    const stamp = this.#touched[index]!
-    order[index] = stamp
-    let back = this.#previous[list]!
-    let front = this.#next[list]!
+    const nodes = this.#nodes
+    const stamp = nodes[index * STRIDE + TOUCHED]!
+    nodes[index * STRIDE + ORDER] = stamp
+    let back = nodes[list * STRIDE + PREVIOUS]!
+    let front = nodes[list * STRIDE + NEXT]!
     for (;;) {
-      if (back === list || order[back]! <= stamp) break
-      if (order[front]! > stamp) {
-        back = this.#previous[front]!
+      if (back === list || nodes[back * STRIDE + ORDER]! <= stamp) break
+      if (nodes[front * STRIDE + ORDER]! > stamp) {
+        back = nodes[front * STRIDE + PREVIOUS]!
         break
       }
-      back = this.#previous[back]!
-      front = this.#next[front]!
+      back = nodes[back * STRIDE + PREVIOUS]!
+      front = nodes[front * STRIDE + NEXT]!
     }
-    const after = this.#next[back]!
-    this.#previous[index] = back
-    this.#next[index] = after
-    this.#next[back] = index
-    this.#previous[after] = index
+    const after = nodes[back * STRIDE + NEXT]!
+    nodes[index * STRIDE + PREVIOUS] = back
+    nodes[index * STRIDE + NEXT] = after
+    nodes[back * STRIDE + NEXT] = index
+    nodes[after * STRIDE + PREVIOUS] = index
   }
 
+
   #unlink(index: number): void {
-    const previous = this.#previous[index]!
-    const next = this.#next[index]!
-    this.#next[previous] = next
-    this.#previous[next] = previous
-    const list = this.#region[index]
+    const previous = this.#nodes[index * STRIDE + PREVIOUS]!
+    const next = this.#nodes[index * STRIDE + NEXT]!
+    this.#nodes[previous * STRIDE + NEXT] = next
+    this.#nodes[next * STRIDE + PREVIOUS] = previous
+    const list = this.#nodes[index * STRIDE + META]! & REGION
     if (list === WINDOW) this.#windowCount--
     else if (list === PROTECTED) this.#protectedCount--
   }
 
   #moveToTail(index: number, list: number): void {
-    const last = this.#previous[list]!
+    const last = this.#nodes[list * STRIDE + PREVIOUS]!
     if (last === index) return
-    const previous = this.#previous[index]!
-    const next = this.#next[index]!
-    this.#next[previous] = next
-    this.#previous[next] = previous
-    this.#previous[index] = last
-    this.#next[index] = list
-    this.#next[last] = index
-    this.#previous[list] = index
+    const previous = this.#nodes[index * STRIDE + PREVIOUS]!
+    const next = this.#nodes[index * STRIDE + NEXT]!
+    this.#nodes[previous * STRIDE + NEXT] = next
+    this.#nodes[next * STRIDE + PREVIOUS] = previous
+    this.#nodes[index * STRIDE + PREVIOUS] = last
+    this.#nodes[index * STRIDE + NEXT] = list
+    this.#nodes[last * STRIDE + NEXT] = index
+    this.#nodes[list * STRIDE + PREVIOUS] = index
   }
 
   /** The least recently used index of `list`, or -1 when it is empty. */
   #head(list: number): number {
-    const head = this.#next[list]!
+    const head = this.#nodes[list * STRIDE + NEXT]!
     return head === list ? -1 : head
   }
 
@@ -699,7 +717,7 @@ export class MemoryTier implements CacheTier {
         continue
       }
       let candidate = candidates === undefined ? -1 : (candidates[candidates.length - 1] ?? -1)
-      while (candidate >= 0 && this.#region[candidate] === FREE) {
+      while (candidate >= 0 && (this.#nodes[candidate * STRIDE + META]! & REGION) === FREE) {
         candidates!.pop()
         candidate = candidates![candidates!.length - 1] ?? -1
       }
@@ -708,7 +726,9 @@ export class MemoryTier implements CacheTier {
         if (candidate === victim) candidates!.pop()
         continue
       }
-      if (this.#admit(this.#hash[candidate]!, this.#hash[victim]!)) {
+      if (
+        this.#admit(this.#nodes[candidate * STRIDE + HASH]!, this.#nodes[victim * STRIDE + HASH]!)
+      ) {
         this.#evictIndex(victim)
       } else {
         candidates!.pop()
@@ -742,9 +762,10 @@ export class MemoryTier implements CacheTier {
     this.#bytes -= this.#weights[index]!
     this.#untag(index)
     this.#unlink(index)
-    this.#region[index] = FREE
+    this.#nodes[index * STRIDE + META] = FREE
     this.#keys[index] = undefined
     this.#entries[index] = undefined
+    this.#values[index] = undefined
     this.#free.push(index)
   }
 
