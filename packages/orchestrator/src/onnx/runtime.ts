@@ -105,7 +105,10 @@ export class InlineExecutor implements Executor {
    * When each run under way started (-1: precisely timed, see `mark`), oldest
    * first. onnxruntime-node runs in-thread runs one at a time in the order
    * they were called, each from its own immediate, so they also finish in
-   * that order: a ring of start times replaces a closure per run.
+   * that order: a ring of start times replaces a closure per run. (A run that
+   * onnxruntime rejects before queuing it, e.g. a missing input, would finish
+   * out of turn; the backend validates inputs first, and a mismatch would only
+   * misattribute one timing, never a result.)
    */
   private startedAt = new Float64Array(16)
   private startedHead = 0
