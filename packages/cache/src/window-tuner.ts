@@ -24,6 +24,17 @@ const FRACTIONS = [0.01, 0.05, 0.2, 0.4, 0.6, 0.8, 0.99] as const
 const TARGET_CAPACITY = 512
 /** Weight of the past in the decayed hit counts (per period). */
 const DECAY = 0.95
+/**
+ * Per simulated key (slot), in one record so that a sampled access reads one
+ * cache line after the table probe: its hash, the access count of its last
+ * access (the same in every simulation), a bit per simulation where it is in
+ * the window or protected list, and in how many simulations it is held.
+ */
+const SLOT_STRIDE = 4
+const KEY_HASH = 0
+const TOUCHED = 1
+const LISTED = 2
+const REFERENCES = 3
 /** `#accesses` is brought back to 0 past this (see `#rebase`). */
 const REBASE_AT = 2 ** 29
 /** Stamps older than this many accesses are all alike after a `#rebase`. */
@@ -53,8 +64,8 @@ export class WindowTuner {
   readonly #table: Int32Array
   readonly #tableShift: number
   readonly #tableMask: number
-  readonly #slotHash: Int32Array
-  readonly #references: Uint8Array
+  /** Per slot, `SLOT_STRIDE` int32s: `KEY_HASH`, `TOUCHED`, `LISTED`, `REFERENCES`. */
+  readonly #slotState: Int32Array
   readonly #free: Int32Array
   #freeTop: number
   /** Per cache `c`, slot `i` lives at `c * stride + i`; its 3 list sentinels at `c * stride + slots + 0..2`. */
@@ -63,17 +74,13 @@ export class WindowTuner {
   readonly #previous: Int32Array
   readonly #next: Int32Array
   readonly #region: Int8Array
-  /** Per slot: the access count of the key's last access (the same in every simulation). */
-  readonly #touched: Int32Array
   /**
    * Per cache and slot, as in the memory tier: the access count the key's
    * place in the window or protected list stands for. Those lists are kept
-   * in `#order`, and `#order <= #touched`.
+   * in `#order`, and `#order <= TOUCHED`.
    */
   readonly #order: Int32Array
-  /** Per slot: bit `c` is set when the key is in cache `c`'s window or protected list. */
-  readonly #listed: Uint8Array
-  /** `#listed` of a key in every cache's window or protected list. */
+  /** `LISTED` of a key in every cache's window or protected list. */
   readonly #everywhere: number
   /** Hits of accesses that hit in every cache this period (not in `#hits`). */
   #sharedHits = 0
@@ -102,22 +109,19 @@ export class WindowTuner {
     const slots = count * capacity + 1
     this.#slotCount = slots
     this.#stride = slots + 3
-    this.#slotHash = new Int32Array(slots)
+    this.#slotState = new Int32Array(slots * SLOT_STRIDE)
     let bits = 1
     while (1 << bits < 2 * slots) bits++
     this.#table = new Int32Array(1 << bits)
     this.#tableShift = 32 - bits
     this.#tableMask = (1 << bits) - 1
-    this.#references = new Uint8Array(slots)
     this.#free = new Int32Array(slots)
     for (let i = 0; i < slots; i++) this.#free[i] = slots - 1 - i
     this.#freeTop = slots
     this.#previous = new Int32Array(count * this.#stride)
     this.#next = new Int32Array(count * this.#stride)
     this.#region = new Int8Array(count * this.#stride).fill(ABSENT)
-    this.#touched = new Int32Array(slots)
     this.#order = new Int32Array(count * this.#stride)
-    this.#listed = new Uint8Array(slots)
     this.#everywhere = (1 << count) - 1
     this.#size = new Int32Array(count)
     this.#windowSize = new Int32Array(count)
@@ -150,7 +154,7 @@ export class WindowTuner {
     let at = this.#home(hash)
     let slot = -1
     for (let entry = table[at]!; entry !== 0; entry = table[at]!) {
-      if (this.#slotHash[entry - 1] === hash) {
+      if (this.#slotState[(entry - 1) * SLOT_STRIDE + KEY_HASH] === hash) {
         slot = entry - 1
         break
       }
@@ -159,14 +163,14 @@ export class WindowTuner {
     if (slot < 0) {
       slot = this.#free[--this.#freeTop]!
       table[at] = slot + 1
-      this.#slotHash[slot] = hash
-      this.#references[slot] = 0
+      this.#slotState[slot * SLOT_STRIDE + KEY_HASH] = hash
+      this.#slotState[slot * SLOT_STRIDE + REFERENCES] = 0
     }
     const stamp = ++this.#accesses
-    this.#touched[slot] = stamp
+    this.#slotState[slot * SLOT_STRIDE + TOUCHED] = stamp
     // A hit in every cache's window or protected list (the common case for a
     // popular key) changes nothing but the stamp and the hit counts.
-    if (this.#listed[slot] === this.#everywhere) this.#sharedHits++
+    if (this.#slotState[slot * SLOT_STRIDE + LISTED] === this.#everywhere) this.#sharedHits++
     else for (let c = 0; c < this.#count; c++) this.#accessIn(c, slot, stamp)
     if (stamp >= REBASE_AT) this.#rebase()
   }
@@ -175,8 +179,9 @@ export class WindowTuner {
   #rebase(): void {
     const shift = this.#accesses
     this.#accesses = 0
-    for (let i = 0; i < this.#touched.length; i++) {
-      this.#touched[i] = Math.max(this.#touched[i]! - shift, OLDEST)
+    const state = this.#slotState
+    for (let at = TOUCHED; at < state.length; at += SLOT_STRIDE) {
+      state[at] = Math.max(state[at]! - shift, OLDEST)
     }
     for (let i = 0; i < this.#order.length; i++) {
       this.#order[i] = Math.max(this.#order[i]! - shift, OLDEST)
@@ -204,7 +209,7 @@ export class WindowTuner {
     for (let i = 0; i < this.#slotCount; i++) this.#free[i] = this.#slotCount - 1 - i
     this.#freeTop = this.#slotCount
     this.#region.fill(ABSENT)
-    this.#listed.fill(0)
+    for (let at = LISTED; at < this.#slotState.length; at += SLOT_STRIDE) this.#slotState[at] = 0
     this.#size.fill(0)
     this.#windowSize.fill(0)
     this.#protectedSize.fill(0)
@@ -244,7 +249,7 @@ export class WindowTuner {
     // A miss: the key enters the window.
     this.#setRegion(c, at, slot, WINDOW)
     this.#append(at, sentinels + WINDOW, stamp)
-    this.#references[slot]!++
+    this.#slotState[slot * SLOT_STRIDE + REFERENCES]!++
     this.#size[c]!++
     if (++this.#windowSize[c]! > this.#windowMax[c]!) {
       const candidate = this.#oldest(sentinels + WINDOW, base)
@@ -261,8 +266,8 @@ export class WindowTuner {
         }
         if (
           victim !== candidate &&
-          this.#sketch.frequency(this.#slotHash[candidate - base]!) >
-            this.#sketch.frequency(this.#slotHash[victim - base]!)
+          this.#sketch.frequency(this.#slotState[(candidate - base) * SLOT_STRIDE + KEY_HASH]!) >
+            this.#sketch.frequency(this.#slotState[(victim - base) * SLOT_STRIDE + KEY_HASH]!)
         ) {
           this.#evict(c, base, victim)
         } else {
@@ -285,7 +290,7 @@ export class WindowTuner {
     this.#size[c]!--
     if (region === WINDOW) this.#windowSize[c]!--
     else if (region === PROTECTED) this.#protectedSize[c]!--
-    if (--this.#references[slot]! === 0) {
+    if (--this.#slotState[slot * SLOT_STRIDE + REFERENCES]! === 0) {
       this.#forget(slot)
       this.#free[this.#freeTop++] = slot
     }
@@ -300,10 +305,10 @@ export class WindowTuner {
   #forget(slot: number): void {
     const table = this.#table
     const mask = this.#tableMask
-    let hole = this.#home(this.#slotHash[slot]!)
+    let hole = this.#home(this.#slotState[slot * SLOT_STRIDE + KEY_HASH]!)
     while (table[hole] !== slot + 1) hole = (hole + 1) & mask
     for (let at = (hole + 1) & mask; table[at] !== 0; at = (at + 1) & mask) {
-      const home = this.#home(this.#slotHash[table[at]! - 1]!)
+      const home = this.#home(this.#slotState[(table[at]! - 1) * SLOT_STRIDE + KEY_HASH]!)
       // The entry at `at` may move to the hole unless its home lies cyclically in (hole, at].
       if (((at - home) & mask) >= ((at - hole) & mask)) {
         table[hole] = table[at]!
@@ -322,8 +327,9 @@ export class WindowTuner {
 
   #setRegion(c: number, at: number, slot: number, region: number): void {
     this.#region[at] = region
-    if (region === WINDOW || region === PROTECTED) this.#listed[slot]! |= 1 << c
-    else this.#listed[slot]! &= ~(1 << c)
+    if (region === WINDOW || region === PROTECTED)
+      this.#slotState[slot * SLOT_STRIDE + LISTED]! |= 1 << c
+    else this.#slotState[slot * SLOT_STRIDE + LISTED]! &= ~(1 << c)
   }
 
   /** Adds `at` at the newest end of the list of `sentinel`, placed as of `stamp`. */
@@ -345,9 +351,13 @@ export class WindowTuner {
     const order = this.#order
     for (;;) {
       const head = this.#next[sentinel]!
-      if (head === sentinel || this.#touched[head - base] === order[head]) return head
+      if (
+        head === sentinel ||
+        this.#slotState[(head - base) * SLOT_STRIDE + TOUCHED] === order[head]
+      )
+        return head
       this.#unlink(head)
-      const stamp = this.#touched[head - base]!
+      const stamp = this.#slotState[(head - base) * SLOT_STRIDE + TOUCHED]!
       order[head] = stamp
       // Walk from both ends at once: the cost is the distance to the nearer one.
       let back = this.#previous[sentinel]!
