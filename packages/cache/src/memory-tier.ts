@@ -646,7 +646,6 @@ export class MemoryTier implements CacheTier {
     nodes[after * STRIDE + PREVIOUS] = index
   }
 
-
   #unlink(index: number): void {
     const previous = this.#nodes[index * STRIDE + PREVIOUS]!
     const next = this.#nodes[index * STRIDE + NEXT]!
