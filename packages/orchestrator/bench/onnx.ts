@@ -222,9 +222,13 @@ if (report.wants('throughput') || report.wants('p95')) {
   const total = options.quick ? 2000 : 10000
   const rounds = options.quick ? 3 : 7
   for (const concurrency of [1, 8, 32]) {
-    // Warm both paths well past JIT tier-up: the first few thousand batched requests run slower.
-    await loadTest(batched, concurrency, 5000)
-    await loadTest(single, concurrency, 5000)
+    // Warm both paths well past JIT tier-up. A batched backend makes one run per batch, so
+    // at c=8 its batch path (and onnxruntime's JavaScript around a run) gets 8x fewer calls
+    // per request: measured, its first ~10000 requests at c=8 cost 2-3x the CPU of later ones
+    // (they used to fall partly into the first measured round).
+    const warmup = options.quick ? 5000 : 20000
+    await loadTest(batched, concurrency, warmup)
+    await loadTest(single, concurrency, warmup)
     const b: Array<{ throughput: number; p95: number }> = []
     const s: Array<{ throughput: number; p95: number }> = []
     for (let r = 0; r < rounds; r++) {
