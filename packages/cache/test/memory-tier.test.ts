@@ -82,6 +82,52 @@ describe('FrequencySketch', () => {
   })
 })
 
+describe('FrequencySketch lazy aging', () => {
+  it('estimates after any agings, read at any time, are the eager halvings of the counts (property)', () => {
+    fc.assert(
+      fc.property(
+        // Per key: how many accesses (up to and past saturation at 15).
+        fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 1, maxLength: 60 }),
+        // Agings, each followed by reads of some keys (which bring their blocks up to date).
+        fc.array(fc.array(fc.integer({ min: 0, max: 59 }), { maxLength: 10 }), { maxLength: 7 }),
+        (counts, agings) => {
+          const sketch = new FrequencySketch(64)
+          const hashes = counts.map((_, i) => hashKey(`k${i}`))
+          // recordSeen skips the doorkeeper, so an estimate is the key's smallest counter.
+          for (const [i, count] of counts.entries())
+            for (let n = 0; n < count; n++) sketch.recordSeen(hashes[i]!)
+          const before = hashes.map((hash) => sketch.frequency(hash))
+          for (const [i, count] of counts.entries())
+            expect(before[i]).toBeGreaterThanOrEqual(Math.min(count, 15))
+          for (const [k, reads] of agings.entries()) {
+            sketch.age()
+            for (const i of reads) {
+              if (i >= hashes.length) continue
+              expect(sketch.frequency(hashes[i]!)).toBe(before[i]! >> (k + 1))
+            }
+          }
+          for (const [i, hash] of hashes.entries())
+            expect(sketch.frequency(hash)).toBe(before[i]! >> agings.length)
+        },
+      ),
+    )
+  })
+
+  it('counts an access made after agings on top of the halved count', () => {
+    const sketch = new FrequencySketch(64)
+    const hash = hashKey('hot')
+    for (let n = 0; n < 15; n++) sketch.recordSeen(hash)
+    expect(sketch.frequency(hash)).toBe(15)
+    sketch.age()
+    sketch.age()
+    // 15 >> 2 = 3, then one more access.
+    expect(sketch.recordSeen(hash)).toBe(false)
+    expect(sketch.frequency(hash)).toBe(4)
+    for (let n = 0; n < 5; n++) sketch.age()
+    expect(sketch.frequency(hash)).toBe(0)
+  })
+})
+
 describe('FrequencySketch driven by its owner', () => {
   it('record/recordSeen count like increment/incrementSeen, and age() halves like automatic aging', () => {
     const owned = new FrequencySketch(64)
