@@ -21,7 +21,7 @@ import {
 import { isUsable, type StoredEntry } from './entry.js'
 import { FrequencySketch, hashKey } from './frequency-sketch.js'
 import type { CacheTier, TierOwnStats } from './tier.js'
-import { WindowTuner } from './window-tuner.js'
+import { OLDEST, REBASE_AT, WindowTuner } from './window-tuner.js'
 
 /** Why an entry left the memory tier. */
 export type EvictionReason = 'size' | 'expired'
@@ -114,10 +114,6 @@ const SATURATED_IN = 6
 /** Region and flag bits (`REGION`, `EXPIRES`, `FRESH_UNTIL`, `SAMPLED`). */
 const META = 7
 
-/** `#accesses` is brought back to 0 past this (see `#rebase`). */
-const REBASE_AT = 2 ** 29
-/** Stamps older than this many accesses are all alike after a `#rebase`. */
-const OLDEST = -(2 ** 29)
 /** "Not scheduled": the largest small integer, beyond any access count (see `#rebase`). */
 const NEVER = 2 ** 30 - 1
 /** Window tuning period, in accesses per entry of capacity. */

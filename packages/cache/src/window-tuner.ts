@@ -35,10 +35,13 @@ const KEY_HASH = 0
 const TOUCHED = 1
 const LISTED = 2
 const REFERENCES = 3
-/** `#accesses` is brought back to 0 past this (see `#rebase`). */
-const REBASE_AT = 2 ** 29
-/** Stamps older than this many accesses are all alike after a `#rebase`. */
-const OLDEST = -(2 ** 29)
+/**
+ * An access count is brought back to 0 past this (see `#rebase` here and in
+ * the memory tier), so counts and stamps stay small integers V8 keeps unboxed.
+ */
+export const REBASE_AT = 2 ** 29
+/** Stamps older than this many accesses are all alike after a rebase. */
+export const OLDEST = -(2 ** 29)
 
 const ABSENT = -1
 const WINDOW = 0
