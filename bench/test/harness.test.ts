@@ -37,7 +37,14 @@ describe('BenchReport.compareOps', () => {
       },
       'a note',
     )
-    expect(row).toBeDefined()
+    expect(row).toMatchObject({
+      suite: 'harness',
+      case: 'sync case',
+      subject: 'cheap',
+      peer: 'costly',
+      metric: 'ops/s',
+      higherIsBetter: true,
+    })
     const r = row as Comparison
     expect(calls.subject).toBeGreaterThan(8)
     expect(calls.peer).toBeGreaterThan(8)
