@@ -455,8 +455,14 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
   getIfPresent(key: string): V | undefined {
     const l1 = this.#l1
     if (l1 === undefined) return undefined
+    // `=== true`, not truthiness: in Node 20's optimised code a bare
+    // `this.#plainKeys &&` compiled to a full ToBoolean (checks for false, '',
+    // 0, NaN, 0n and undetectable objects) on every hit; this is one compare.
     const full =
-      this.#plainKeys && typeof key === 'string' && key.length > 0 && key.length <= MAX_KEY_LENGTH
+      this.#plainKeys === true &&
+      typeof key === 'string' &&
+      key.length > 0 &&
+      key.length <= MAX_KEY_LENGTH
         ? key
         : this.#key(key)
     return l1.getFreshValue(full) as V | undefined
