@@ -11,6 +11,7 @@
  * as many times as it missed (`c >> k`, the same as `k` halvings) when it is
  * next read or updated. Every estimate is exactly what eager halving gives.
  */
+import { assertNumber } from '@aide/core'
 
 /** 32-bit hash of a string (FNV-1a with a murmur3 finaliser for spread). */
 export function hashKey(key: string): number {
@@ -94,13 +95,18 @@ export class FrequencySketch {
   }
 
   /**
-   * Records an access of a key known to have been seen (a cache hit) straight
-   * into the counters, skipping the doorkeeper and not counting towards aging.
-   * Returns true when the key's four counters are all saturated afterwards:
-   * until the next {@link age}, further calls for it would change nothing.
+   * Records `count` accesses (default 1) of a key known to have been seen (a
+   * cache hit) straight into the counters, skipping the doorkeeper and not
+   * counting towards aging. One call with `count` n leaves the counters
+   * exactly as n calls would: the adds saturate at 15, and saturating adds
+   * commute. Returns true when the key's four counters are all saturated
+   * afterwards: until the next {@link age}, further calls would change nothing.
    */
-  recordSeen(hash: number): boolean {
-    return this.#bump(hash)
+  recordSeen(hash: number, count = 1): boolean {
+    if (count !== 1 && !(Number.isInteger(count) && count >= 0)) {
+      assertNumber(count, 'count', { integer: true, min: 0 })
+    }
+    return this.#bump(hash, count)
   }
 
   /** Accesses between two agings (10x the capacity). */
@@ -114,10 +120,11 @@ export class FrequencySketch {
   }
 
   /**
-   * Adds one to the key's four counters (saturating at 15) and returns whether
-   * all four are now full. The counters share one 16-byte block (one cache line).
+   * Adds `count` to the key's four counters (saturating at 15) and returns
+   * whether all four are now full. The counters share one 16-byte block (one
+   * cache line).
    */
-  #bump(hash: number): boolean {
+  #bump(hash: number, count = 1): boolean {
     const table = this.#table
     const base = (Math.imul(hash, 0x2c1b3c6d) >>> 0) & this.#blockMask
     if (this.#blockEpochs[base >>> 4] !== this.#resets) this.#catchUp(base)
@@ -126,10 +133,10 @@ export class FrequencySketch {
     const i1 = base + 4 + ((spread >>> 8) & 3)
     const i2 = base + 8 + ((spread >>> 16) & 3)
     const i3 = base + 12 + ((spread >>> 24) & 3)
-    if (table[i0]! < MAX_COUNT) table[i0]!++
-    if (table[i1]! < MAX_COUNT) table[i1]!++
-    if (table[i2]! < MAX_COUNT) table[i2]!++
-    if (table[i3]! < MAX_COUNT) table[i3]!++
+    table[i0] = Math.min(MAX_COUNT, table[i0]! + count)
+    table[i1] = Math.min(MAX_COUNT, table[i1]! + count)
+    table[i2] = Math.min(MAX_COUNT, table[i2]! + count)
+    table[i3] = Math.min(MAX_COUNT, table[i3]! + count)
     return (table[i0]! & table[i1]! & table[i2]! & table[i3]!) === MAX_COUNT
   }
 

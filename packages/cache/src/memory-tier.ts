@@ -21,7 +21,7 @@ import {
 import { isUsable, type StoredEntry } from './entry.js'
 import { FrequencySketch, hashKey } from './frequency-sketch.js'
 import type { CacheTier, TierOwnStats } from './tier.js'
-import { OLDEST, REBASE_AT, WindowTuner } from './window-tuner.js'
+import { WindowTuner } from './window-tuner.js'
 
 /** Why an entry left the memory tier. */
 export type EvictionReason = 'size' | 'expired'
@@ -74,6 +74,8 @@ const EXPIRES = 4
 const SAMPLED = 8
 /** The entry has a finite TTL (`expiresAt`). */
 const FRESH_UNTIL = 16
+/** The entry is in the pending list (`#pendingList`): its `PENDING` hits reach the sketch at the next flush. */
+const LISTED = 32
 /** Either end is finite. */
 const TIMED = EXPIRES | FRESH_UNTIL
 
@@ -85,35 +87,35 @@ const STRIDE = 8
 /** List links (indices; each list's sentinel sits at the index of its id). */
 const PREVIOUS = 0
 const NEXT = 1
-/** Access count at the entry's last access (W-TinyLFU only). */
-const TOUCHED = 2
-/**
- * Access count the entry's place in its list stands for (W-TinyLFU only).
- * The window and the protected region are kept in order of `ORDER`, and
- * `ORDER <= TOUCHED`: a hit there only stamps `TOUCHED`, and an entry found
- * at a list's old end with a later access is moved to its place then (see
- * `#oldest`). So both lists give exactly their LRU victims without a list
- * move per hit.
- */
-const ORDER = 3
+/** Slots 2 and 3 are unused: they pad a record to 32 bytes, so it never straddles a cache line. */
 /**
  * The access count from which a hit of the entry needs `#slowHit`; 0 when
- * the next one does. Set to the maintenance point for an entry whose
- * frequency counters are saturated this epoch, outside probation, of a key
- * not sampled: a hit then does nothing more than stamp the access.
+ * the next one does. Set to the maintenance point for an entry in the
+ * pending list, outside probation, of a key not sampled: a hit then does
+ * nothing more than move the entry to its list's newest end and count the
+ * hit in `PENDING`.
  */
 const DUE = 4
 /** The key's hash, `| 0` (W-TinyLFU only). */
 const HASH = 5
 /**
- * The aging epoch in which the key's counters were seen saturated, or -1.
- * Counters only grow between agings, so within that epoch a hit need not
- * touch them (see `FrequencySketch.recordSeen`).
+ * Hits of the entry not yet added to the sketch's counters (W-TinyLFU only).
+ * A hit's counter update is a saturating add, and saturating adds commute,
+ * so they can be applied later in one step (`FrequencySketch.recordSeen(hash,
+ * count)`) with the same result, as long as every one is applied before the
+ * counters are next read (an admission decision, here or in the window
+ * tuner) or halved (aging), and before the entry is removed. `#flushPending`
+ * does that; entries with pending hits are in `#pendingList`.
  */
-const SATURATED_IN = 6
-/** Region and flag bits (`REGION`, `EXPIRES`, `FRESH_UNTIL`, `SAMPLED`). */
+const PENDING = 6
+/** Region and flag bits (`REGION`, `EXPIRES`, `FRESH_UNTIL`, `SAMPLED`, `LISTED`). */
 const META = 7
 
+/**
+ * The access count is brought back to 0 past this (see `#rebase`), so counts
+ * and the marks measured in them stay small integers V8 keeps unboxed.
+ */
+const REBASE_AT = 2 ** 29
 /** "Not scheduled": the largest small integer, beyond any access count (see `#rebase`). */
 const NEVER = 2 ** 30 - 1
 /** Window tuning period, in accesses per entry of capacity. */
@@ -201,11 +203,15 @@ export class MemoryTier implements CacheTier {
   #nextMaintenance = NEVER
   #nextAging = NEVER
   #nextTuning = NEVER
-  /** Agings so far (see `#saturatedIn`). */
-  #epoch = 0
   #random = 0x9e3779b9
   /** The key of the last miss: a `setEntry` of it right after is the same access. */
   #lastMiss: string | undefined
+  /**
+   * Indices of entries marked `LISTED` since the last flush (an index may
+   * appear twice if its entry was removed and the index reused).
+   */
+  #pendingList = new Int32Array(64)
+  #pendingCount = 0
 
   constructor(options: MemoryTierOptions = {}) {
     assertObject(options, 'options')
@@ -238,7 +244,14 @@ export class MemoryTier implements CacheTier {
       this.#sketch = new FrequencySketch(maxEntries)
       this.#nextAging = this.#sketch.sampleSize
       if (this.#adaptive) {
-        this.#tuner = new WindowTuner(maxEntries, this.#sketch)
+        // The simulations read the counters too: pending hits go in first.
+        const sketch = this.#sketch
+        this.#tuner = new WindowTuner(maxEntries, {
+          frequency: (hash: number) => {
+            this.#flushPending()
+            return sketch.frequency(hash)
+          },
+        })
         this.#nextTuning = TUNING_PERIOD * maxEntries
       }
       this.#nextMaintenance = Math.min(this.#nextAging, this.#nextTuning)
@@ -298,8 +311,12 @@ export class MemoryTier implements CacheTier {
       this.#moveToTail(index, WINDOW)
     } else {
       const accesses = ++this.#accesses
-      if (accesses >= this.#nodes[index * STRIDE + DUE]!) this.#slowHit(index, accesses)
-      this.#nodes[index * STRIDE + TOUCHED] = accesses
+      if (accesses >= this.#nodes[index * STRIDE + DUE]!) {
+        this.#slowHit(index, accesses)
+      } else {
+        this.#nodes[index * STRIDE + PENDING]!++
+        this.#moveToTail(index, this.#nodes[index * STRIDE + META]! & REGION)
+      }
     }
     return this.#values[index]
   }
@@ -317,11 +334,12 @@ export class MemoryTier implements CacheTier {
   }
 
   /**
-   * A hit: counts and stamps the access (which keeps the entry's place in the
-   * window or protected region, see `#order`), and leaves the straight line
-   * for {@link #slowHit} only when the entry's `#due` mark says more is due:
-   * maintenance, the sketch counters (unless saturated this epoch), the
-   * promotion of a probation entry, the tuner's simulation (sampled keys).
+   * A hit: counts the access, moves the entry to the newest end of its list
+   * (window or protected region), counts the hit as pending for the sketch
+   * (see `PENDING`), and leaves the straight line for {@link #slowHit}
+   * only when the entry's `#due` mark says more is due: maintenance, listing
+   * the entry as pending after a flush, the promotion of a probation entry,
+   * the tuner's simulation (sampled keys).
    */
   #onHit(index: number): void {
     if (this.#sketch === undefined) {
@@ -329,32 +347,40 @@ export class MemoryTier implements CacheTier {
       return
     }
     const accesses = ++this.#accesses
-    if (accesses >= this.#nodes[index * STRIDE + DUE]!) this.#slowHit(index, accesses)
-    this.#nodes[index * STRIDE + TOUCHED] = accesses
+    if (accesses >= this.#nodes[index * STRIDE + DUE]!) {
+      this.#slowHit(index, accesses)
+    } else {
+      this.#nodes[index * STRIDE + PENDING]!++
+      this.#moveToTail(index, this.#nodes[index * STRIDE + META]! & REGION)
+    }
   }
 
   /** The policy work of a hit, in order (see {@link #onHit}). */
   #slowHit(index: number, accesses: number): void {
     if (accesses >= this.#nextMaintenance) this.#maintain()
-    const epoch = this.#epoch
-    if (
-      this.#nodes[index * STRIDE + SATURATED_IN] !== epoch &&
-      this.#sketch!.recordSeen(this.#nodes[index * STRIDE + HASH]!)
-    ) {
-      this.#nodes[index * STRIDE + SATURATED_IN] = epoch
+    // Counted after maintenance, as the hit comes after any aging it triggers.
+    this.#nodes[index * STRIDE + PENDING]!++
+    if ((this.#nodes[index * STRIDE + META]! & LISTED) === 0) {
+      this.#nodes[index * STRIDE + META]! |= LISTED
+      if (this.#pendingCount === this.#pendingList.length) {
+        const grown = new Int32Array(this.#pendingList.length * 2)
+        grown.set(this.#pendingList)
+        this.#pendingList = grown
+      }
+      this.#pendingList[this.#pendingCount++] = index
     }
-    if ((this.#nodes[index * STRIDE + META]! & REGION) === PROBATION) {
+    const region = this.#nodes[index * STRIDE + META]! & REGION
+    if (region === PROBATION) {
       this.#unlink(index)
       this.#append(index, PROTECTED)
       this.#demoteProtected()
+    } else {
+      this.#moveToTail(index, region)
     }
     if ((this.#nodes[index * STRIDE + META]! & SAMPLED) !== 0) {
       this.#tuner!.access(this.#nodes[index * STRIDE + HASH]!)
-    } else if (
-      this.#nodes[index * STRIDE + SATURATED_IN] === epoch &&
-      (this.#nodes[index * STRIDE + META]! & REGION) !== PROBATION
-    ) {
-      // Until the next maintenance (which may age the counters), hits need no more than a stamp.
+    } else if ((this.#nodes[index * STRIDE + META]! & REGION) !== PROBATION) {
+      // Until the next maintenance or flush, hits need no more than a move and a count.
       this.#nodes[index * STRIDE + DUE] = this.#nextMaintenance
     }
   }
@@ -376,8 +402,8 @@ export class MemoryTier implements CacheTier {
     const accesses = this.#accesses
     if (accesses >= this.#nextAging) {
       const sketch = this.#sketch!
+      this.#flushPending()
       sketch.age()
-      this.#epoch++
       // As the sketch's own count would: halved at aging, so the next comes sooner.
       this.#nextAging = accesses + sketch.sampleSize - Math.floor(sketch.sampleSize / 2)
     }
@@ -390,6 +416,31 @@ export class MemoryTier implements CacheTier {
   }
 
   /**
+   * Adds every pending hit to the sketch's counters and empties the pending
+   * list; its entries' next hit goes through `#slowHit` to be listed again.
+   * The work is one counter update per listed entry, whatever its number of
+   * hits: a key hit fifty times between agings costs one update, not fifty.
+   */
+  #flushPending(): void {
+    const count = this.#pendingCount
+    if (count === 0) return
+    this.#pendingCount = 0
+    const sketch = this.#sketch!
+    const nodes = this.#nodes
+    const list = this.#pendingList
+    for (let i = 0; i < count; i++) {
+      const base = list[i]! * STRIDE
+      const pending = nodes[base + PENDING]!
+      if (pending > 0) {
+        sketch.recordSeen(nodes[base + HASH]!, pending)
+        nodes[base + PENDING] = 0
+      }
+      nodes[base + META] = nodes[base + META]! & ~LISTED
+      nodes[base + DUE] = 0
+    }
+  }
+
+  /**
    * Keeps the access count a small integer (V8 keeps those unboxed): moves
    * the count and every mark measured in it back to zero, preserving every
    * comparison the policy makes with them.
@@ -399,23 +450,6 @@ export class MemoryTier implements CacheTier {
     this.#accesses = 0
     this.#nextAging -= shift
     this.#nextTuning -= shift
-    // Clamping keeps each list in order (ties at the clamp) and #order <= #touched.
-    for (let list = WINDOW; list <= PROTECTED; list++) {
-      for (
-        let index = this.#nodes[list * STRIDE + NEXT]!;
-        index !== list;
-        index = this.#nodes[index * STRIDE + NEXT]!
-      ) {
-        this.#nodes[index * STRIDE + TOUCHED] = Math.max(
-          this.#nodes[index * STRIDE + TOUCHED]! - shift,
-          OLDEST,
-        )
-        this.#nodes[index * STRIDE + ORDER] = Math.max(
-          this.#nodes[index * STRIDE + ORDER]! - shift,
-          OLDEST,
-        )
-      }
-    }
     for (let at = DUE; at < this.#nodes.length; at += STRIDE) this.#nodes[at] = 0
   }
 
@@ -444,7 +478,7 @@ export class MemoryTier implements CacheTier {
       this.#entries[existing] = entry
       this.#values[existing] = entry.value
       this.#nodes[existing * STRIDE + META] =
-        (this.#nodes[existing * STRIDE + META]! & (SAMPLED | REGION)) | flags
+        (this.#nodes[existing * STRIDE + META]! & (SAMPLED | REGION | LISTED)) | flags
       this.#weights[existing] = weight
       this.#tag(existing)
       if (weight > this.maxBytes) {
@@ -471,7 +505,7 @@ export class MemoryTier implements CacheTier {
     this.#entries[index] = entry
     this.#values[index] = entry.value
     this.#nodes[index * STRIDE + HASH] = hash
-    this.#nodes[index * STRIDE + SATURATED_IN] = -1
+    this.#nodes[index * STRIDE + PENDING] = 0
     this.#nodes[index * STRIDE + DUE] = 0
     this.#nodes[index * STRIDE + META] = flags | sampled
     this.#weights[index] = weight
@@ -501,6 +535,7 @@ export class MemoryTier implements CacheTier {
 
   /** Removes everything. */
   clearAll(): void {
+    if (this.#sketch !== undefined) this.#flushPending()
     this.#tuner?.reset()
     this.#map.clear()
     this.#tags.clear()
@@ -587,59 +622,9 @@ export class MemoryTier implements CacheTier {
     this.#nodes[last * STRIDE + NEXT] = index
     this.#nodes[list * STRIDE + PREVIOUS] = index
     this.#nodes[index * STRIDE + META] = (this.#nodes[index * STRIDE + META]! & ~REGION) | list
-    this.#nodes[index * STRIDE + TOUCHED] = this.#accesses
-    this.#nodes[index * STRIDE + ORDER] = this.#accesses
     if (list === WINDOW) this.#windowCount++
     else if (list === PROTECTED) this.#protectedCount++
     else this.#nodes[index * STRIDE + DUE] = 0
-  }
-
-  /**
-   * The least recently used index of the window or protected region, or -1
-   * when it is empty. Entries at the old end accessed since they were placed
-   * there (`#touched > #order`) first move to the place of their last access.
-   */
-  #oldest(list: number): number {
-    for (;;) {
-      const head = this.#nodes[list * STRIDE + NEXT]!
-      if (
-        head === list ||
-        this.#nodes[head * STRIDE + TOUCHED] === this.#nodes[head * STRIDE + ORDER]
-      ) {
-        return head === list ? -1 : head
-      }
-      const next = this.#nodes[head * STRIDE + NEXT]!
-      this.#nodes[list * STRIDE + NEXT] = next
-      this.#nodes[next * STRIDE + PREVIOUS] = list
-      this.#place(head, list)
-    }
-  }
-
-  /**
-   * Links `index` (not in any list) into `list` at the place of its last
-   * access. Walks from both ends at once, so the cost is the distance to the
-   * nearer end.
-   */
-  #place(index: number, list: number): void {
-    const nodes = this.#nodes
-    const stamp = nodes[index * STRIDE + TOUCHED]!
-    nodes[index * STRIDE + ORDER] = stamp
-    let back = nodes[list * STRIDE + PREVIOUS]!
-    let front = nodes[list * STRIDE + NEXT]!
-    for (;;) {
-      if (back === list || nodes[back * STRIDE + ORDER]! <= stamp) break
-      if (nodes[front * STRIDE + ORDER]! > stamp) {
-        back = nodes[front * STRIDE + PREVIOUS]!
-        break
-      }
-      back = nodes[back * STRIDE + PREVIOUS]!
-      front = nodes[front * STRIDE + NEXT]!
-    }
-    const after = nodes[back * STRIDE + NEXT]!
-    nodes[index * STRIDE + PREVIOUS] = back
-    nodes[index * STRIDE + NEXT] = after
-    nodes[back * STRIDE + NEXT] = index
-    nodes[after * STRIDE + PREVIOUS] = index
   }
 
   #unlink(index: number): void {
@@ -674,7 +659,7 @@ export class MemoryTier implements CacheTier {
   /** Moves the protected region's oldest entries to probation while it is over its share. */
   #demoteProtected(): void {
     while (this.#protectedCount > this.#protectedMax) {
-      const demoted = this.#oldest(PROTECTED)
+      const demoted = this.#head(PROTECTED)
       this.#unlink(demoted)
       this.#append(demoted, PROBATION)
     }
@@ -696,7 +681,7 @@ export class MemoryTier implements CacheTier {
     // Entries leaving the window become candidates at probation's newest end.
     let candidates: number[] | undefined
     while (this.#windowCount > this.#windowMax) {
-      const index = this.#oldest(WINDOW)
+      const index = this.#head(WINDOW)
       this.#unlink(index)
       this.#append(index, PROBATION)
       if (candidates === undefined) candidates = []
@@ -704,9 +689,9 @@ export class MemoryTier implements CacheTier {
     }
     while (this.#over()) {
       let victim = this.#head(PROBATION)
-      if (victim < 0) victim = this.#oldest(PROTECTED)
+      if (victim < 0) victim = this.#head(PROTECTED)
       if (victim < 0) {
-        const head = this.#oldest(WINDOW)
+        const head = this.#head(WINDOW)
         if (head < 0) break
         this.#evictIndex(head)
         continue
@@ -735,6 +720,7 @@ export class MemoryTier implements CacheTier {
 
   #admit(candidateHash: number, victimHash: number): boolean {
     const sketch = this.#sketch!
+    this.#flushPending()
     const candidateFrequency = sketch.frequency(candidateHash)
     const victimFrequency = sketch.frequency(victimHash)
     if (candidateFrequency > victimFrequency) return true
@@ -753,6 +739,12 @@ export class MemoryTier implements CacheTier {
 
   #removeIndex(index: number): void {
     const key = this.#keys[index]!
+    // Its pending hits happened: they count even though the entry goes.
+    const pending = this.#nodes[index * STRIDE + PENDING]!
+    if (pending > 0) {
+      this.#sketch!.recordSeen(this.#nodes[index * STRIDE + HASH]!, pending)
+      this.#nodes[index * STRIDE + PENDING] = 0
+    }
     this.#map.delete(key)
     this.#bytes -= this.#weights[index]!
     this.#untag(index)
@@ -808,7 +800,7 @@ export class MemoryTier implements CacheTier {
     this.#protectedMax = Math.floor(0.8 * (this.maxEntries - next))
     // A smaller window hands its oldest entries to the main region.
     while (this.#windowCount > this.#windowMax) {
-      const index = this.#oldest(WINDOW)
+      const index = this.#head(WINDOW)
       this.#unlink(index)
       this.#append(index, PROBATION)
     }

@@ -13,8 +13,11 @@
  * zigzag, cache2k web07) that kept it 1.2 to 5 points below LRU; comparing
  * window sizes on the same accesses does not have that confusion. The cost
  * falls on sampled accesses only: a table lookup, then per simulated cache a
- * stamp for a hit (the lists are ordered lazily, as the memory tier's are) or
- * a few typed-array list updates for a miss or promotion.
+ * stamp for a hit (the lists are ordered lazily) or a few typed-array list
+ * updates for a miss or promotion. Placing a hit key lazily walks its list
+ * from both ends (see `#oldest`), so it costs up to half a simulated list:
+ * a constant bound (the simulations hold 512 to 1,024 keys whatever the real
+ * capacity), but on miss-heavy workloads the larger part of the policy's cost.
  */
 import type { FrequencySketch } from './frequency-sketch.js'
 
@@ -36,12 +39,12 @@ const TOUCHED = 1
 const LISTED = 2
 const REFERENCES = 3
 /**
- * An access count is brought back to 0 past this (see `#rebase` here and in
- * the memory tier), so counts and stamps stay small integers V8 keeps unboxed.
+ * The access count is brought back to 0 past this (see `#rebase`), so counts
+ * and stamps stay small integers V8 keeps unboxed.
  */
-export const REBASE_AT = 2 ** 29
+const REBASE_AT = 2 ** 29
 /** Stamps older than this many accesses are all alike after a rebase. */
-export const OLDEST = -(2 ** 29)
+const OLDEST = -(2 ** 29)
 
 const ABSENT = -1
 const WINDOW = 0
@@ -58,7 +61,7 @@ export class WindowTuner {
   /** A key is simulated when `sampleHash(hash) < limit`. */
   readonly #limit: number
   readonly #capacity: number
-  readonly #sketch: FrequencySketch
+  readonly #sketch: Pick<FrequencySketch, 'frequency'>
   readonly #count = FRACTIONS.length
   /**
    * Slots (one per simulated key, shared by the seven caches) by key hash:
@@ -78,7 +81,7 @@ export class WindowTuner {
   readonly #next: Int32Array
   readonly #region: Int8Array
   /**
-   * Per cache and slot, as in the memory tier: the access count the key's
+   * Per cache and slot: the access count the key's
    * place in the window or protected list stands for. Those lists are kept
    * in `#order`, and `#order <= TOUCHED`.
    */
@@ -99,9 +102,10 @@ export class WindowTuner {
 
   /**
    * @param maxEntries the real cache's capacity.
-   * @param sketch the real cache's frequency sketch (admission in the simulations).
+   * @param sketch the real cache's frequency estimates (admission in the
+   *   simulations): its sketch, with any hits it holds back added first.
    */
-  constructor(maxEntries: number, sketch: FrequencySketch) {
+  constructor(maxEntries: number, sketch: Pick<FrequencySketch, 'frequency'>) {
     let shift = 0
     while (shift < 24 && maxEntries / 2 ** (shift + 1) >= TARGET_CAPACITY) shift++
     this.#limit = 2 ** (32 - shift)

@@ -82,6 +82,55 @@ describe('FrequencySketch', () => {
   })
 })
 
+describe('FrequencySketch batched counts', () => {
+  it('recordSeen(hash, n) leaves every estimate as n single calls would, whatever the interleaving (property)', () => {
+    fc.assert(
+      fc.property(
+        // Steps: a key and a count (0 ages both sketches), on a small sketch
+        // so keys share counters and saturate.
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 20 })), {
+          minLength: 1,
+          maxLength: 400,
+        }),
+        (steps) => {
+          const single = new FrequencySketch(16)
+          const batched = new FrequencySketch(16)
+          for (const [key, count] of steps) {
+            if (count === 0) {
+              single.age()
+              batched.age()
+              continue
+            }
+            const hash = hashKey(`k${key}`)
+            let saturated = false
+            for (let n = 0; n < count; n++) saturated = single.recordSeen(hash)
+            expect(batched.recordSeen(hash, count)).toBe(saturated)
+          }
+          for (let key = 0; key <= 40; key++) {
+            const hash = hashKey(`k${key}`)
+            expect(batched.frequency(hash)).toBe(single.frequency(hash))
+          }
+        },
+      ),
+    )
+  })
+
+  it('rejects a count that is not a whole number of accesses, leaving the counters as they were', () => {
+    const sketch = new FrequencySketch(64)
+    const hash = hashKey('hot')
+    sketch.recordSeen(hash, 3)
+    for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => sketch.recordSeen(hash, bad)).toThrow(
+        expect.objectContaining({ code: 'E_INVALID_INPUT' }),
+      )
+    }
+    expect(() => sketch.recordSeen(hash, '2' as unknown as number)).toThrow(/count/)
+    expect(sketch.frequency(hash)).toBe(3)
+    expect(sketch.recordSeen(hash, 0)).toBe(false)
+    expect(sketch.frequency(hash)).toBe(3)
+  })
+})
+
 describe('FrequencySketch lazy aging', () => {
   it('estimates after any agings, read at any time, are the eager halvings of the counts (property)', () => {
     fc.assert(
@@ -309,8 +358,9 @@ describe('MemoryTier', () => {
 
   it('W-TinyLFU with a fixed window hits, misses and rejects exactly like an eagerly ordered model (property)', () => {
     // The tier orders its window and protected region lazily (a hit stamps,
-    // the old end is sorted out when an entry leaves) and skips sketch work for
-    // saturated keys; the model moves every hit and counts every access.
+    // the old end is sorted out when an entry leaves) and holds a hit's sketch
+    // update back until the counters are read, halved or the entry goes; the
+    // model moves every hit and counts every access at once.
     fc.assert(
       fc.property(
         fc.integer({ min: 3, max: 40 }),
@@ -331,8 +381,23 @@ describe('MemoryTier', () => {
           for (const [key, roll] of ops) {
             const name = `k${key}`
             if (roll === 0) {
+              // Mostly deletes, and now and then a clear.
+              if (key === 0) {
+                tier.clearAll()
+                model.clear()
+                ours += 'c'
+                theirs += 'c'
+                continue
+              }
               ours += tier.deleteEntry(name) ? 'd' : '-'
               theirs += model.delete(name) ? 'd' : '-'
+              continue
+            }
+            if (roll === 2 && tier.hasEntry(name)) {
+              // Overwriting a held key is a hit of it.
+              tier.setEntry(name, entry(2))
+              ours += 'u'
+              theirs += model.get(name) ? 'u' : '!'
               continue
             }
             const hit =

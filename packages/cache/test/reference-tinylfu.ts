@@ -2,8 +2,9 @@
  * A plain, slow model of the memory tier's W-TinyLFU policy with a fixed
  * window (`adaptive: false`), for equivalence tests: every list is an array
  * in LRU order, moved eagerly on every hit, and every access goes through the
- * sketch. The tier's fast paths (lazily ordered lists, saturation marks,
- * per-entry due marks) must give exactly its hits, misses and rejections.
+ * sketch at once. The tier's fast paths (lazily ordered lists, hits held back
+ * from the sketch until it is read, per-entry due marks) must give exactly its
+ * hits, misses and rejections.
  */
 import { FrequencySketch, hashKey } from '../src/frequency-sketch.ts'
 
@@ -100,6 +101,13 @@ export class ReferenceTinyLfu {
         this.delete(candidate)
       }
     }
+  }
+
+  /** Drops every key; the sketch (and its history) stays, as in the tier. */
+  clear(): void {
+    this.window.length = 0
+    this.probation.length = 0
+    this.protected.length = 0
   }
 
   delete(key: string): boolean {
