@@ -61,6 +61,45 @@ async function compareL1Hit(caseName: string, policy: 'tinylfu' | 'lru'): Promis
   await cache.dispose()
 }
 
+/**
+ * Mixed get/set throughput: a read of each key of a Zipf trace, and a set when
+ * it misses (the read-through loop of a real L1), against lru-cache doing the
+ * same. The misses run the admission policy; the hits are those of each policy.
+ */
+async function compareMixed(caseName: string, maxEntries: number): Promise<void> {
+  if (!report.wants(caseName)) return
+  const trace = zipf(quick ? 100_000 : 400_000, 100_000, 0.8, 3)
+  const stored = {
+    value: 1,
+    createdAt: 0,
+    expiresAt: Number.POSITIVE_INFINITY,
+    staleUntil: Number.POSITIVE_INFINITY,
+    tags: [],
+  }
+  const tier = new MemoryTier({ maxEntries })
+  const lru = new LRUCache<string, number>({ max: maxEntries })
+  let a = 0
+  let b = 0
+  const ours = () => {
+    const key = trace[a++ % trace.length]!
+    if (tier.getFreshValue(key) === undefined) tier.setEntry(key, stored)
+  }
+  const theirs = () => {
+    const key = trace[b++ % trace.length]!
+    if (lru.get(key) === undefined) lru.set(key, 1)
+  }
+  for (let i = 0; i < trace.length; i++) {
+    ours()
+    theirs()
+  }
+  await report.compareOps(
+    caseName,
+    { name: '@aide/cache L1 (W-TinyLFU)', fn: ours },
+    { name: 'lru-cache', fn: theirs },
+    `Zipf 0.8 over 100,000 keys, capacity ${maxEntries}; get, then set on a miss`,
+  )
+}
+
 async function latencyCases(): Promise<void> {
   await compareL1Hit('l1-hit-get-sync', 'tinylfu')
   await compareL1Hit('l1-hit-get-sync (policy lru)', 'lru')
@@ -306,6 +345,9 @@ function hitRatios(): void {
 }
 
 await latencyCases()
+// After the hit cases, so that their call sites have not yet seen the miss path.
+await compareMixed('l1-mixed-get-set-2000', 2_000)
+await compareMixed('l1-mixed-get-set-20000', 20_000)
 await stampede()
 await redisCases()
 hitRatios()
