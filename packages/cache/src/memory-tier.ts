@@ -21,7 +21,7 @@ import {
 import { isUsable, type StoredEntry } from './entry.js'
 import { FrequencySketch, hashKey } from './frequency-sketch.js'
 import type { CacheTier, TierOwnStats } from './tier.js'
-import { WindowTuner } from './window-tuner.js'
+import { REBASE_AT, WindowTuner } from './window-tuner.js'
 
 /** Why an entry left the memory tier. */
 export type EvictionReason = 'size' | 'expired'
@@ -111,11 +111,6 @@ const PENDING = 6
 /** Region and flag bits (`REGION`, `EXPIRES`, `FRESH_UNTIL`, `SAMPLED`, `LISTED`). */
 const META = 7
 
-/**
- * The access count is brought back to 0 past this (see `#rebase`), so counts
- * and the marks measured in them stay small integers V8 keeps unboxed.
- */
-const REBASE_AT = 2 ** 29
 /** "Not scheduled": the largest small integer, beyond any access count (see `#rebase`). */
 const NEVER = 2 ** 30 - 1
 /** Window tuning period, in accesses per entry of capacity. */

@@ -39,10 +39,10 @@ const TOUCHED = 1
 const LISTED = 2
 const REFERENCES = 3
 /**
- * The access count is brought back to 0 past this (see `#rebase`), so counts
- * and stamps stay small integers V8 keeps unboxed.
+ * An access count is brought back to 0 past this (see `#rebase` here and in
+ * the memory tier), so counts and stamps stay small integers V8 keeps unboxed.
  */
-const REBASE_AT = 2 ** 29
+export const REBASE_AT = 2 ** 29
 /** Stamps older than this many accesses are all alike after a rebase. */
 const OLDEST = -(2 ** 29)
 
