@@ -74,7 +74,10 @@ const EXPIRES = 4
 const SAMPLED = 8
 /** The entry has a finite TTL (`expiresAt`). */
 const FRESH_UNTIL = 16
-/** The entry is in the pending list (`#pendingList`): its `PENDING` hits reach the sketch at the next flush. */
+/**
+ * The entry is in the pending list (`#pendingList`): at the next flush its
+ * `PENDING` hits reach the sketch and it moves to its list's newest end.
+ */
 const LISTED = 32
 /** Either end is finite. */
 const TIMED = EXPIRES | FRESH_UNTIL
@@ -87,13 +90,20 @@ const STRIDE = 8
 /** List links (indices; each list's sentinel sits at the index of its id). */
 const PREVIOUS = 0
 const NEXT = 1
-/** Slots 2 and 3 are unused: they pad a record to 32 bytes, so it never straddles a cache line. */
+/**
+ * The access count of the entry's last hit, while it is in the pending list
+ * (W-TinyLFU only). A hit of a listed entry does not move it: the flush moves
+ * every listed entry to its list's newest end in the order of these stamps,
+ * which is the order eager moves would have left, before any list's oldest
+ * end is read (see `#flushPending`).
+ */
+const STAMP = 2
+/** Slot 3 is unused: it pads a record to 32 bytes, so it never straddles a cache line. */
 /**
  * The access count from which a hit of the entry needs `#slowHit`; 0 when
  * the next one does. Set to the maintenance point for an entry in the
  * pending list, outside probation, of a key not sampled: a hit then does
- * nothing more than move the entry to its list's newest end and count the
- * hit in `PENDING`.
+ * nothing more than stamp the entry (`STAMP`) and count the hit in `PENDING`.
  */
 const DUE = 4
 /** The key's hash, `| 0` (W-TinyLFU only). */
@@ -153,9 +163,11 @@ export function estimateSize(value: unknown, depth = 0): number {
  *
  * Layout (as in lru-cache): the map gives each key a small integer index;
  * the entry, key and per-entry policy state live in arrays at that index and
- * the three LRU lists are linked through two `Int32Array`s. A hit reads a few
- * array slots and moves at most one index, with no object allocation and no
- * pointer writes for the garbage collector to track.
+ * the three LRU lists are linked through one `Int32Array` of 32-byte records.
+ * A W-TinyLFU hit reads a few slots of its record and writes two (a stamp and
+ * a pending count; the list move waits for the next flush, see `STAMP`), an
+ * LRU hit moves its index; neither allocates nor writes an object pointer for
+ * the garbage collector to track.
  */
 export class MemoryTier implements CacheTier {
   readonly name = 'memory'
@@ -191,7 +203,7 @@ export class MemoryTier implements CacheTier {
   #rejections = 0
   /**
    * Accesses recorded (hits, misses, new keys set): the policy's clock. It
-   * drives aging, window tuning and the protected region's reorder skip.
+   * drives aging and window tuning, and stamps hits (`STAMP`).
    */
   #accesses = 0
   /** The next value of `#accesses` at which aging or tuning is due. */
@@ -207,6 +219,9 @@ export class MemoryTier implements CacheTier {
    */
   #pendingList = new Int32Array(64)
   #pendingCount = 0
+  /** Scratch space of `#sortByStamp`. */
+  #sortSpare = new Int32Array(0)
+  readonly #sortCounts = new Int32Array(256)
 
   constructor(options: MemoryTierOptions = {}) {
     assertObject(options, 'options')
@@ -310,7 +325,7 @@ export class MemoryTier implements CacheTier {
         this.#slowHit(index, accesses)
       } else {
         this.#nodes[index * STRIDE + PENDING]!++
-        this.#moveToTail(index, this.#nodes[index * STRIDE + META]! & REGION)
+        this.#nodes[index * STRIDE + STAMP] = accesses
       }
     }
     return this.#values[index]
@@ -329,12 +344,12 @@ export class MemoryTier implements CacheTier {
   }
 
   /**
-   * A hit: counts the access, moves the entry to the newest end of its list
-   * (window or protected region), counts the hit as pending for the sketch
-   * (see `PENDING`), and leaves the straight line for {@link #slowHit}
-   * only when the entry's `#due` mark says more is due: maintenance, listing
-   * the entry as pending after a flush, the promotion of a probation entry,
-   * the tuner's simulation (sampled keys).
+   * A hit: counts the access, stamps the entry with it (its move to the
+   * newest end of its list waits for the next flush, see `STAMP`), counts the
+   * hit as pending for the sketch (see `PENDING`), and leaves the straight
+   * line for {@link #slowHit} only when the entry's `DUE` mark says more is
+   * due: maintenance, listing the entry as pending after a flush, the
+   * promotion of a probation entry, the tuner's simulation (sampled keys).
    */
   #onHit(index: number): void {
     if (this.#sketch === undefined) {
@@ -346,15 +361,17 @@ export class MemoryTier implements CacheTier {
       this.#slowHit(index, accesses)
     } else {
       this.#nodes[index * STRIDE + PENDING]!++
-      this.#moveToTail(index, this.#nodes[index * STRIDE + META]! & REGION)
+      this.#nodes[index * STRIDE + STAMP] = accesses
     }
   }
 
   /** The policy work of a hit, in order (see {@link #onHit}). */
   #slowHit(index: number, accesses: number): void {
     if (accesses >= this.#nextMaintenance) this.#maintain()
-    // Counted after maintenance, as the hit comes after any aging it triggers.
+    // Counted after maintenance, as the hit comes after any aging it triggers
+    // (and stamped with the count after it, which a rebase may have reset).
     this.#nodes[index * STRIDE + PENDING]!++
+    this.#nodes[index * STRIDE + STAMP] = this.#accesses
     if ((this.#nodes[index * STRIDE + META]! & LISTED) === 0) {
       this.#nodes[index * STRIDE + META]! |= LISTED
       if (this.#pendingCount === this.#pendingList.length) {
@@ -364,18 +381,18 @@ export class MemoryTier implements CacheTier {
       }
       this.#pendingList[this.#pendingCount++] = index
     }
-    const region = this.#nodes[index * STRIDE + META]! & REGION
-    if (region === PROBATION) {
+    if ((this.#nodes[index * STRIDE + META]! & REGION) === PROBATION) {
       this.#unlink(index)
       this.#append(index, PROTECTED)
       this.#demoteProtected()
-    } else {
-      this.#moveToTail(index, region)
     }
-    if ((this.#nodes[index * STRIDE + META]! & SAMPLED) !== 0) {
+    const meta = this.#nodes[index * STRIDE + META]!
+    if ((meta & SAMPLED) !== 0) {
       this.#tuner!.access(this.#nodes[index * STRIDE + HASH]!)
-    } else if ((this.#nodes[index * STRIDE + META]! & REGION) !== PROBATION) {
-      // Until the next maintenance or flush, hits need no more than a move and a count.
+    } else if ((meta & LISTED) !== 0) {
+      // Until the next maintenance or flush, hits need no more than a stamp
+      // and a count. (A flush during the promotion above has already placed
+      // the entry and counted its hit: its next hit lists it again.)
       this.#nodes[index * STRIDE + DUE] = this.#nextMaintenance
     }
   }
@@ -411,10 +428,13 @@ export class MemoryTier implements CacheTier {
   }
 
   /**
-   * Adds every pending hit to the sketch's counters and empties the pending
-   * list; its entries' next hit goes through `#slowHit` to be listed again.
-   * The work is one counter update per listed entry, whatever its number of
-   * hits: a key hit fifty times between agings costs one update, not fifty.
+   * Adds every pending hit to the sketch's counters, moves every listed entry
+   * to the newest end of its list in the order of their last hits (`STAMP`),
+   * and empties the pending list; its entries' next hit goes through
+   * `#slowHit` to be listed again. The work is one counter update and one
+   * move per listed entry, whatever its number of hits: a key hit fifty times
+   * between flushes costs one of each, not fifty. Afterwards every list is in
+   * exactly the order that moving each entry on its every hit gives.
    */
   #flushPending(): void {
     const count = this.#pendingCount
@@ -423,16 +443,81 @@ export class MemoryTier implements CacheTier {
     const sketch = this.#sketch!
     const nodes = this.#nodes
     const list = this.#pendingList
+    // Keeps each listed entry once, in place: an index freed since it was
+    // listed is no longer `LISTED`, and one listed again after reuse appears twice.
+    let listed = 0
+    let oldest = NEVER
+    let newest = 0
     for (let i = 0; i < count; i++) {
-      const base = list[i]! * STRIDE
+      const index = list[i]!
+      const base = index * STRIDE
+      const meta = nodes[base + META]!
+      if ((meta & LISTED) === 0) continue
+      nodes[base + META] = meta & ~LISTED
+      nodes[base + DUE] = 0
       const pending = nodes[base + PENDING]!
       if (pending > 0) {
         sketch.recordSeen(nodes[base + HASH]!, pending)
         nodes[base + PENDING] = 0
       }
-      nodes[base + META] = nodes[base + META]! & ~LISTED
-      nodes[base + DUE] = 0
+      const stamp = nodes[base + STAMP]!
+      if (stamp < oldest) oldest = stamp
+      if (stamp > newest) newest = stamp
+      list[listed++] = index
     }
+    this.#sortByStamp(listed, oldest, newest - oldest)
+    for (let i = 0; i < listed; i++) {
+      const index = list[i]!
+      this.#moveToTail(index, nodes[index * STRIDE + META]! & REGION)
+    }
+  }
+
+  /**
+   * Sorts the first `count` indices of the pending list by `STAMP` (all
+   * distinct, from `oldest` to `oldest + span`): insertion sort for a few,
+   * else a least-significant-digit radix sort on the stamp minus `oldest`,
+   * eight bits a pass, so a flush stays linear in the entries it moves.
+   */
+  #sortByStamp(count: number, oldest: number, span: number): void {
+    const nodes = this.#nodes
+    const list = this.#pendingList
+    if (count <= 32) {
+      for (let i = 1; i < count; i++) {
+        const index = list[i]!
+        const stamp = nodes[index * STRIDE + STAMP]!
+        let j = i - 1
+        while (j >= 0 && nodes[list[j]! * STRIDE + STAMP]! > stamp) {
+          list[j + 1] = list[j]!
+          j--
+        }
+        list[j + 1] = index
+      }
+      return
+    }
+    if (this.#sortSpare.length < list.length) this.#sortSpare = new Int32Array(list.length)
+    const counts = this.#sortCounts
+    let from = list
+    let to = this.#sortSpare
+    for (let shift = 0; shift < 32 && span >>> shift !== 0; shift += 8) {
+      counts.fill(0)
+      for (let i = 0; i < count; i++) {
+        counts[((nodes[from[i]! * STRIDE + STAMP]! - oldest) >>> shift) & 255]!++
+      }
+      let position = 0
+      for (let digit = 0; digit < 256; digit++) {
+        const size = counts[digit]!
+        counts[digit] = position
+        position += size
+      }
+      for (let i = 0; i < count; i++) {
+        const index = from[i]!
+        to[counts[((nodes[index * STRIDE + STAMP]! - oldest) >>> shift) & 255]!++] = index
+      }
+      const swap = from
+      from = to
+      to = swap
+    }
+    if (from !== list) list.set(from.subarray(0, count))
   }
 
   /**
@@ -441,6 +526,8 @@ export class MemoryTier implements CacheTier {
    * comparison the policy makes with them.
    */
   #rebase(): void {
+    // Pending entries' stamps are in the old count: they are placed first.
+    this.#flushPending()
     const shift = this.#accesses
     this.#accesses = 0
     this.#nextAging -= shift
@@ -505,6 +592,8 @@ export class MemoryTier implements CacheTier {
     this.#nodes[index * STRIDE + META] = flags | sampled
     this.#weights[index] = weight
     this.#bytes += weight
+    // Entries hit since the last flush go before the new one, as they were hit first.
+    if (this.#pendingCount !== 0) this.#flushPending()
     this.#append(index, WINDOW)
     this.#tag(index)
     this.#evict()
@@ -647,6 +736,8 @@ export class MemoryTier implements CacheTier {
 
   /** The least recently used index of `list`, or -1 when it is empty. */
   #head(list: number): number {
+    // Listed entries are out of place until a flush puts them in order.
+    if (this.#pendingCount !== 0) this.#flushPending()
     const head = this.#nodes[list * STRIDE + NEXT]!
     return head === list ? -1 : head
   }

@@ -357,10 +357,11 @@ describe('MemoryTier', () => {
   })
 
   it('W-TinyLFU with a fixed window hits, misses and rejects exactly like an eagerly ordered model (property)', () => {
-    // The tier orders its window and protected region lazily (a hit stamps,
-    // the old end is sorted out when an entry leaves) and holds a hit's sketch
-    // update back until the counters are read, halved or the entry goes; the
-    // model moves every hit and counts every access at once.
+    // The tier orders its window and protected region lazily (a hit stamps;
+    // a flush sorts the stamped entries into place before a list's old end
+    // is read) and holds a hit's sketch update back until the counters are
+    // read, halved or the entry goes; the model moves every hit and counts
+    // every access at once.
     fc.assert(
       fc.property(
         fc.integer({ min: 3, max: 40 }),
@@ -372,50 +373,60 @@ describe('MemoryTier', () => {
           ),
           { maxLength: 3_000, size: 'max' },
         ),
-        (max, initialWindow, ops) => {
-          const tier = new MemoryTier({ maxEntries: max, initialWindow, adaptive: false })
-          const model = new ReferenceTinyLfu(max, initialWindow)
-          // One outcome string per side, compared once (an expect per step is slow).
-          let ours = ''
-          let theirs = ''
-          for (const [key, roll] of ops) {
-            const name = `k${key}`
-            if (roll === 0) {
-              // Mostly deletes, and now and then a clear.
-              if (key === 0) {
-                tier.clearAll()
-                model.clear()
-                ours += 'c'
-                theirs += 'c'
-                continue
-              }
-              ours += tier.deleteEntry(name) ? 'd' : '-'
-              theirs += model.delete(name) ? 'd' : '-'
-              continue
-            }
-            if (roll === 2 && tier.hasEntry(name)) {
-              // Overwriting a held key is a hit of it.
-              tier.setEntry(name, entry(2))
-              ours += 'u'
-              theirs += model.get(name) ? 'u' : '!'
-              continue
-            }
-            const hit =
-              roll === 1
-                ? tier.getEntry(name) !== undefined
-                : tier.getFreshValue(name) !== undefined
-            ours += hit ? 'h' : 'm'
-            theirs += model.get(name) ? 'h' : 'm'
-            if (!hit) tier.setEntry(name, entry())
-            if (theirs.endsWith('m')) model.set(name)
-            ours += tier.size
-            theirs += model.size
-          }
-          expect(ours).toBe(theirs)
-          expect(tier.stats().rejections).toBe(model.rejections)
-        },
+        matchesModel,
       ),
       { numRuns: 200 },
+    )
+  })
+
+  it('matches the eagerly ordered model when many entries are hit between flushes (property)', () => {
+    // Runs of hits over 51 hot keys (which fit), then bursts of new keys: a
+    // flush then often places more than 32 stamped entries (the radix sort).
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 60, max: 200 }),
+        fc.constantFrom(0.01, 0.2, 0.5),
+        fc.array(
+          fc.oneof(
+            fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 1, max: 19 })), {
+              minLength: 100,
+              maxLength: 800,
+            }),
+            fc.array(
+              fc.tuple(fc.integer({ min: 150, max: 600 }), fc.integer({ min: 1, max: 19 })),
+              { minLength: 1, maxLength: 30 },
+            ),
+          ),
+          { minLength: 2, maxLength: 12 },
+        ),
+        (max, initialWindow, phases) => matchesModel(max, initialWindow, phases.flat()),
+      ),
+      { numRuns: 200 },
+    )
+  })
+
+  it('places entries hit across a long span in the order of their last hits (property)', () => {
+    // 1,000 entries, then up to 60 of them hit in a random order with 140
+    // hits of one key between each: a stamp span in the thousands (two radix
+    // passes) before the first aging. New keys then evict by that order, and
+    // the probes after compare every survivor with the model's.
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 1, max: 999 }), { minLength: 40, maxLength: 60 }),
+        fc.constantFrom(0.01, 0.5, 0.9),
+        (hot, initialWindow) => {
+          const ops: [number, number][] = []
+          for (let key = 0; key < 1_000; key++) ops.push([key, 3])
+          for (const key of hot) {
+            ops.push([key, 3])
+            for (let i = 0; i < 140; i++) ops.push([0, 3])
+          }
+          for (let key = 1_000; key < 1_500; key++) ops.push([key, 3])
+          for (let key = 1; key < 1_000; key++) ops.push([key, 3])
+          matchesModel(1_000, initialWindow, ops)
+        },
+      ),
+      { numRuns: 20 },
     )
   })
 
@@ -492,3 +503,49 @@ describe('W-TinyLFU against LRU on generated workloads', () => {
     expect(tier.stats().windowCapacity).toBeGreaterThanOrEqual(3_200)
   })
 })
+
+/**
+ * Runs `ops` (key, roll) on a tier with a fixed window and on the eagerly
+ * ordered reference model, and expects the same hits, sizes and rejections.
+ * Roll 0 deletes (key 0: clears), 2 overwrites a held key, 1 reads with
+ * `getEntry`, anything else with `getFreshValue`; a miss sets the key.
+ */
+function matchesModel(max: number, initialWindow: number, ops: [number, number][]): void {
+  const tier = new MemoryTier({ maxEntries: max, initialWindow, adaptive: false })
+  const model = new ReferenceTinyLfu(max, initialWindow)
+  // One outcome string per side, compared once (an expect per step is slow).
+  let ours = ''
+  let theirs = ''
+  for (const [key, roll] of ops) {
+    const name = `k${key}`
+    if (roll === 0) {
+      if (key === 0) {
+        tier.clearAll()
+        model.clear()
+        ours += 'c'
+        theirs += 'c'
+        continue
+      }
+      ours += tier.deleteEntry(name) ? 'd' : '-'
+      theirs += model.delete(name) ? 'd' : '-'
+      continue
+    }
+    if (roll === 2 && tier.hasEntry(name)) {
+      // Overwriting a held key is a hit of it.
+      tier.setEntry(name, entry(2))
+      ours += 'u'
+      theirs += model.get(name) ? 'u' : '!'
+      continue
+    }
+    const hit =
+      roll === 1 ? tier.getEntry(name) !== undefined : tier.getFreshValue(name) !== undefined
+    ours += hit ? 'h' : 'm'
+    theirs += model.get(name) ? 'h' : 'm'
+    if (!hit) tier.setEntry(name, entry())
+    if (theirs.endsWith('m')) model.set(name)
+    ours += tier.size
+    theirs += model.size
+  }
+  expect(ours).toBe(theirs)
+  expect(tier.stats().rejections).toBe(model.rejections)
+}
