@@ -44,6 +44,12 @@ export interface MemoryTierOptions {
   clock?: Clock
   /** Called when an entry is evicted for size or found expired. */
   onEvict?: (key: string, reason: EvictionReason) => void
+  /**
+   * @internal For tests: the access count at which the policy's counts and
+   * stamps are moved back to 0 (default 2^29, at least 64), so that a test
+   * reaches it without half a billion accesses.
+   */
+  rebaseAt?: number
 }
 
 /** Stats of the memory tier. */
@@ -211,6 +217,8 @@ export class MemoryTier implements CacheTier {
   #nextAging = NEVER
   #nextTuning = NEVER
   #random = 0x9e3779b9
+  /** See `MemoryTierOptions.rebaseAt`. */
+  readonly #rebaseAt: number
   /** The key of the last miss: a `setEntry` of it right after is the same access. */
   #lastMiss: string | undefined
   /**
@@ -233,6 +241,9 @@ export class MemoryTier implements CacheTier {
     if (options.onEvict !== undefined) assertFunction(options.onEvict, 'options.onEvict')
     const policy = options.policy ?? 'tinylfu'
     assertOneOf(policy, 'options.policy', ['tinylfu', 'lru'] as const)
+    const rebaseAt = options.rebaseAt ?? REBASE_AT
+    assertNumber(rebaseAt, 'options.rebaseAt', { min: 64, max: REBASE_AT, integer: true })
+    this.#rebaseAt = rebaseAt
     const initialWindow = options.initialWindow ?? 0.01
     assertNumber(initialWindow, 'options.initialWindow', { min: 0, max: 1 })
     this.maxEntries = maxEntries
@@ -256,12 +267,16 @@ export class MemoryTier implements CacheTier {
       if (this.#adaptive) {
         // The simulations read the counters too: pending hits go in first.
         const sketch = this.#sketch
-        this.#tuner = new WindowTuner(maxEntries, {
-          frequency: (hash: number) => {
-            this.#flushPending()
-            return sketch.frequency(hash)
+        this.#tuner = new WindowTuner(
+          maxEntries,
+          {
+            frequency: (hash: number) => {
+              this.#flushPending()
+              return sketch.frequency(hash)
+            },
           },
-        })
+          rebaseAt,
+        )
         this.#nextTuning = TUNING_PERIOD * maxEntries
       }
       this.#nextMaintenance = Math.min(this.#nextAging, this.#nextTuning)
@@ -423,7 +438,7 @@ export class MemoryTier implements CacheTier {
       this.#nextTuning = accesses + TUNING_PERIOD * this.maxEntries
       this.#resizeWindow(this.#tuner!.choose(this.maxEntries) - this.#windowMax)
     }
-    if (accesses >= REBASE_AT) this.#rebase()
+    if (accesses >= this.#rebaseAt) this.#rebase()
     this.#nextMaintenance = Math.min(this.#nextAging, this.#nextTuning)
   }
 

@@ -60,6 +60,8 @@ function sampleHash(hash: number): number {
 export class WindowTuner {
   /** A key is simulated when `sampleHash(hash) < limit`. */
   readonly #limit: number
+  /** When the access count goes back to 0 (`REBASE_AT`; smaller in tests). */
+  readonly #rebaseAt: number
   readonly #capacity: number
   readonly #sketch: Pick<FrequencySketch, 'frequency'>
   readonly #count = FRACTIONS.length
@@ -104,8 +106,14 @@ export class WindowTuner {
    * @param maxEntries the real cache's capacity.
    * @param sketch the real cache's frequency estimates (admission in the
    *   simulations): its sketch, with any hits it holds back added first.
+   * @param rebaseAt the access count at which stamps move back to 0 (tests set it low).
    */
-  constructor(maxEntries: number, sketch: Pick<FrequencySketch, 'frequency'>) {
+  constructor(
+    maxEntries: number,
+    sketch: Pick<FrequencySketch, 'frequency'>,
+    rebaseAt = REBASE_AT,
+  ) {
+    this.#rebaseAt = rebaseAt
     let shift = 0
     while (shift < 24 && maxEntries / 2 ** (shift + 1) >= TARGET_CAPACITY) shift++
     this.#limit = 2 ** (32 - shift)
@@ -179,7 +187,7 @@ export class WindowTuner {
     // popular key) changes nothing but the stamp and the hit counts.
     if (this.#slotState[slot * SLOT_STRIDE + LISTED] === this.#everywhere) this.#sharedHits++
     else for (let c = 0; c < this.#count; c++) this.#accessIn(c, slot, stamp)
-    if (stamp >= REBASE_AT) this.#rebase()
+    if (stamp >= this.#rebaseAt) this.#rebase()
   }
 
   /** Moves the access count and every stamp back by the count; keeps every list in order. */

@@ -373,7 +373,7 @@ describe('MemoryTier', () => {
           ),
           { maxLength: 3_000, size: 'max' },
         ),
-        matchesModel,
+        (max, initialWindow, ops) => matchesModel(max, initialWindow, ops),
       ),
       { numRuns: 200 },
     )
@@ -428,6 +428,58 @@ describe('MemoryTier', () => {
       ),
       { numRuns: 20 },
     )
+  })
+
+  it('matches the model across rebases of the access count (property)', () => {
+    // A rebase (every 2^29 accesses in production) moves every count, mark
+    // and stamp back; pending entries are placed first. Rebasing every 64 to
+    // 300 accesses must change nothing.
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 3, max: 40 }),
+        fc.integer({ min: 64, max: 300 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 1, max: 19 })), {
+          minLength: 500,
+          maxLength: 3_000,
+        }),
+        (max, rebaseAt, ops) => matchesModel(max, 0.2, ops, rebaseAt),
+      ),
+      { numRuns: 100 },
+    )
+  })
+
+  it('hits and misses the same with an adaptive window whether or not it rebases (property)', () => {
+    // The window tuner has no model; the same tier without rebases is the
+    // reference. Runs of hits leave many entries pending across a rebase.
+    const outcomes = (max: number, keys: number[], rebaseAt?: number) => {
+      const tier = new MemoryTier({ maxEntries: max, rebaseAt })
+      let outcome = ''
+      for (const key of keys) {
+        const hit = tier.getFreshValue(`k${key}`) !== undefined
+        if (!hit) tier.setEntry(`k${key}`, entry())
+        outcome += hit ? 'h' : 'm'
+      }
+      return `${outcome} ${tier.stats().windowCapacity}`
+    }
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 20, max: 120 }),
+        fc.integer({ min: 64, max: 200 }),
+        fc.array(
+          fc.oneof(
+            fc.array(fc.integer({ min: 0, max: 30 }), { minLength: 50, maxLength: 400 }),
+            fc.array(fc.integer({ min: 0, max: 400 }), { minLength: 1, maxLength: 60 }),
+          ),
+          { minLength: 2, maxLength: 20 },
+        ),
+        (max, rebaseAt, phases) => {
+          const keys = phases.flat()
+          expect(outcomes(max, keys, rebaseAt)).toBe(outcomes(max, keys))
+        },
+      ),
+      { numRuns: 150 },
+    )
+    expect(() => new MemoryTier({ rebaseAt: 10 })).toThrow(/options.rebaseAt/)
   })
 
   it('policy lru behaves exactly like lru-cache', () => {
@@ -510,8 +562,13 @@ describe('W-TinyLFU against LRU on generated workloads', () => {
  * Roll 0 deletes (key 0: clears), 2 overwrites a held key, 1 reads with
  * `getEntry`, anything else with `getFreshValue`; a miss sets the key.
  */
-function matchesModel(max: number, initialWindow: number, ops: [number, number][]): void {
-  const tier = new MemoryTier({ maxEntries: max, initialWindow, adaptive: false })
+function matchesModel(
+  max: number,
+  initialWindow: number,
+  ops: [number, number][],
+  rebaseAt?: number,
+): void {
+  const tier = new MemoryTier({ maxEntries: max, initialWindow, adaptive: false, rebaseAt })
   const model = new ReferenceTinyLfu(max, initialWindow)
   // One outcome string per side, compared once (an expect per step is slow).
   let ours = ''
