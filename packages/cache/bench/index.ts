@@ -4,7 +4,8 @@
  * - `getOrSet` hit vs bentocache `getOrSet`.
  * - L2 hit (`get` with L1 off) vs a raw ioredis GET (needs redis-server on PATH).
  * - Hit ratio per access trace and cache size vs lru-cache: generated workloads always,
- *   real traces with `--traces DIR` (lirs/*.trace.gz; cache2k/*.trace.xz through the `xz` tool).
+ *   real traces with `--traces DIR` (lirs/*.trace.gz; cache2k/*.trace.xz through the `xz` tool);
+ *   each row's note also gives the offline optimum (OPT, `optimal.ts`).
  * - Stampede: 10,000 concurrent cold getOrSet -> loader calls, vs bentocache.
  * - Reads with Redis killed: failed reads, vs raw ioredis GETs.
  *
@@ -24,6 +25,7 @@ import { createCache } from '../src/cache.ts'
 import { MemoryTier } from '../src/memory-tier.ts'
 import { redisTier } from '../src/redis.ts'
 import { loop, recency, scanHeavy, zipf } from '../test/workloads.ts'
+import { optimalHitRatio } from './optimal.ts'
 
 const options = parseBenchArgs()
 const report = new BenchReport('cache', options)
@@ -255,6 +257,7 @@ function ratio(trace: readonly string[] | Int32Array, size: number): { tiny: num
 
 function addRatio(name: string, size: number, trace: readonly string[] | Int32Array): void {
   const { tiny, lru } = ratio(trace, size)
+  const optimal = optimalHitRatio(trace, size)
   report.add({
     case: `hit-ratio ${name} @${size}`,
     subject: '@aide/cache W-TinyLFU',
@@ -263,7 +266,7 @@ function addRatio(name: string, size: number, trace: readonly string[] | Int32Ar
     subjectValue: tiny,
     peerValue: lru,
     higherIsBetter: true,
-    note: `${(tiny - lru).toFixed(2)} points, ${trace.length} accesses`,
+    note: `${(tiny - lru).toFixed(2)} points, ${trace.length} accesses; OPT ${optimal.toFixed(2)} (${(optimal - lru).toFixed(2)} points)`,
   })
 }
 
