@@ -34,6 +34,14 @@ function outputOf(result: {
 
 const call = { signal: new AbortController().signal }
 
+/** What the linear model computes for `input` (one or more rows), in plain JS. */
+function expectedOutput(
+  model: Awaited<ReturnType<typeof linearModel>>,
+  input: ArrayLike<number>,
+): Float32Array {
+  return linearReference(Float32Array.from(input), model.weights, model.bias, INPUTS, OUTPUTS)
+}
+
 describe('onnx backend (onnxruntime-node)', () => {
   let model: Awaited<ReturnType<typeof linearModel>>
   beforeAll(async () => {
@@ -65,13 +73,7 @@ describe('onnx backend (onnxruntime-node)', () => {
           [0.5, -1, 0, 2],
         ]
         const result = await backend.invoke(request(rows), { signal: new AbortController().signal })
-        const expected = linearReference(
-          Float32Array.from(rows.flat()),
-          model.weights,
-          model.bias,
-          INPUTS,
-          OUTPUTS,
-        )
+        const expected = expectedOutput(model, rows.flat())
         const y = outputOf(result)
         expect(y.dims).toEqual([2, OUTPUTS])
         expectAllClose(y.data, expected)
@@ -145,16 +147,7 @@ describe('onnx backend (onnxruntime-node)', () => {
     try {
       for (let i = 0; i < 40; i++) {
         const result = await backend.invoke(request([[i, 1, 2, 3]]), call)
-        expectAllClose(
-          outputOf(result).data,
-          linearReference(
-            Float32Array.from([i, 1, 2, 3]),
-            model.weights,
-            model.bias,
-            INPUTS,
-            OUTPUTS,
-          ),
-        )
+        expectAllClose(outputOf(result).data, expectedOutput(model, [i, 1, 2, 3]))
       }
       const executor = backend.stats().executor
       expect(executor).toMatchObject({
@@ -180,10 +173,7 @@ describe('onnx backend (onnxruntime-node)', () => {
           for (let i = 0; i < 6; i++) {
             const row = [caller, i, 1, 2]
             const result = await backend.invoke(request([row]), call)
-            expectAllClose(
-              outputOf(result).data,
-              linearReference(Float32Array.from(row), model.weights, model.bias, INPUTS, OUTPUTS),
-            )
+            expectAllClose(outputOf(result).data, expectedOutput(model, row))
           }
         }),
       )
@@ -236,26 +226,8 @@ describe('onnx backend (onnxruntime-node)', () => {
       const other = backend.invoke(request([[5, 0, 0, 0]]), call)
       controller.abort()
       for (const p of queued) await expect(p).rejects.toMatchObject({ code: 'E_CANCELLED' })
-      expectAllClose(
-        outputOf(await first).data,
-        linearReference(
-          Float32Array.from([1, 0, 0, 0]),
-          model.weights,
-          model.bias,
-          INPUTS,
-          OUTPUTS,
-        ),
-      )
-      expectAllClose(
-        outputOf(await other).data,
-        linearReference(
-          Float32Array.from([5, 0, 0, 0]),
-          model.weights,
-          model.bias,
-          INPUTS,
-          OUTPUTS,
-        ),
-      )
+      expectAllClose(outputOf(await first).data, expectedOutput(model, [1, 0, 0, 0]))
+      expectAllClose(outputOf(await other).data, expectedOutput(model, [5, 0, 0, 0]))
       await idle()
       expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0)
       expect(getEventListeners(call.signal, 'abort')).toHaveLength(0)
@@ -277,16 +249,7 @@ describe('onnx backend (onnxruntime-node)', () => {
         expect(backend.stats()).toMatchObject({ requests: 1, cancelled: 1, errors: 0, inFlight: 0 })
         // The backend is unharmed.
         const result = await backend.invoke(request([[1, 2, 3, 4]]), call)
-        expectAllClose(
-          outputOf(result).data,
-          linearReference(
-            Float32Array.from([1, 2, 3, 4]),
-            model.weights,
-            model.bias,
-            INPUTS,
-            OUTPUTS,
-          ),
-        )
+        expectAllClose(outputOf(result).data, expectedOutput(model, [1, 2, 3, 4]))
       } finally {
         await backend.dispose()
       }
@@ -300,10 +263,7 @@ describe('onnx backend (onnxruntime-node)', () => {
       const rows = Array.from({ length: 40 }, (_, i) => [i, 1, -1, 0.5])
       const results = await Promise.all(rows.map((row) => backend.invoke(request([row]), call)))
       results.forEach((result, i) => {
-        expectAllClose(
-          outputOf(result).data,
-          linearReference(Float32Array.from(rows[i]!), model.weights, model.bias, INPUTS, OUTPUTS),
-        )
+        expectAllClose(outputOf(result).data, expectedOutput(model, rows[i]!))
       })
       expect(backend.stats()).toMatchObject({ requests: 40, errors: 0, inFlight: 0 })
       expect(backend.stats().executor).toMatchObject({ running: 'inline', inlineRuns: 40 })
@@ -323,16 +283,7 @@ describe('onnx backend (onnxruntime-node)', () => {
       const rows = Array.from({ length: 12 }, (_, i) => [i, -1, 0.5, 2])
       const check = (results: Array<Parameters<typeof outputOf>[0]>) =>
         results.forEach((result, i) => {
-          expectAllClose(
-            outputOf(result).data,
-            linearReference(
-              Float32Array.from(rows[i]!),
-              model.weights,
-              model.bias,
-              INPUTS,
-              OUTPUTS,
-            ),
-          )
+          expectAllClose(outputOf(result).data, expectedOutput(model, rows[i]!))
         })
       // Sequential runs: the first looks slow (call to result) and turns on precise timing;
       // the fifth precisely timed slow run starts the workers. Requests keep running in-thread meanwhile.
@@ -422,10 +373,7 @@ describe('onnx backend (onnxruntime-node)', () => {
         rows.map((row) => backend.invoke(request([row]), { signal: new AbortController().signal })),
       )
       results.forEach((result, i) => {
-        expectAllClose(
-          outputOf(result).data,
-          linearReference(Float32Array.from(rows[i]!), model.weights, model.bias, INPUTS, OUTPUTS),
-        )
+        expectAllClose(outputOf(result).data, expectedOutput(model, rows[i]!))
       })
       expect(backend.stats().executor).toMatchObject({
         mode: 'worker',
@@ -507,13 +455,7 @@ describe('dynamic batching', () => {
     expect(backend.stats().allocator).toMatchObject({ inUseBytes: 0 })
     results.forEach((result, i) => {
       const rows = inputs[i]!
-      const expected = linearReference(
-        Float32Array.from(rows.flat()),
-        model.weights,
-        model.bias,
-        INPUTS,
-        OUTPUTS,
-      )
+      const expected = expectedOutput(model, rows.flat())
       const y = outputOf(result)
       expect(y.dims).toEqual([rows.length, OUTPUTS])
       expectAllClose(y.data, expected)
@@ -568,20 +510,8 @@ describe('dynamic batching', () => {
     clock.advance(2)
     const [a, b] = await Promise.all([kept, alsoKept])
     expect((backend.stats().batching as { batchedRows: number }).batchedRows - rowsBefore).toBe(2)
-    const expectA = linearReference(
-      Float32Array.from([1, 1, 1, 1]),
-      model.weights,
-      model.bias,
-      INPUTS,
-      OUTPUTS,
-    )
-    const expectB = linearReference(
-      Float32Array.from([3, 3, 3, 3]),
-      model.weights,
-      model.bias,
-      INPUTS,
-      OUTPUTS,
-    )
+    const expectA = expectedOutput(model, [1, 1, 1, 1])
+    const expectB = expectedOutput(model, [3, 3, 3, 3])
     expectAllClose(outputOf(a).data, expectA)
     expectAllClose(outputOf(b).data, expectB)
     expect(backend.stats().cancelled).toBeGreaterThanOrEqual(1)
@@ -600,10 +530,7 @@ describe('dynamic batching', () => {
     for (const p of gone) await expect(p).rejects.toMatchObject({ code: 'E_CANCELLED' })
     expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0)
     clock.advance(2)
-    expectAllClose(
-      outputOf(await kept).data,
-      linearReference(Float32Array.from([4, 4, 4, 4]), model.weights, model.bias, INPUTS, OUTPUTS),
-    )
+    expectAllClose(outputOf(await kept).data, expectedOutput(model, [4, 4, 4, 4]))
     expect(getEventListeners(other, 'abort')).toHaveLength(0)
   })
 
