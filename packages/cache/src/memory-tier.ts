@@ -20,6 +20,7 @@ import {
 } from '@aide/core'
 import { isUsable, type StoredEntry } from './entry.js'
 import { FrequencySketch, hashKey } from './frequency-sketch.js'
+import { StampSorter } from './stamp-sort.js'
 import type { CacheTier, TierOwnStats } from './tier.js'
 import { REBASE_AT, WindowTuner } from './window-tuner.js'
 
@@ -227,9 +228,8 @@ export class MemoryTier implements CacheTier {
    */
   #pendingList = new Int32Array(64)
   #pendingCount = 0
-  /** Scratch space of `#sortByStamp`. */
-  #sortSpare = new Int32Array(0)
-  readonly #sortCounts = new Int32Array(256)
+  /** Orders the pending list by stamp at a flush. */
+  readonly #sorter = new StampSorter()
 
   constructor(options: MemoryTierOptions = {}) {
     assertObject(options, 'options')
@@ -480,59 +480,11 @@ export class MemoryTier implements CacheTier {
       if (stamp > newest) newest = stamp
       list[listed++] = index
     }
-    this.#sortByStamp(listed, oldest, newest - oldest)
+    this.#sorter.sort(list, listed, nodes, STRIDE, STAMP, oldest, newest - oldest)
     for (let i = 0; i < listed; i++) {
       const index = list[i]!
       this.#moveToTail(index, nodes[index * STRIDE + META]! & REGION)
     }
-  }
-
-  /**
-   * Sorts the first `count` indices of the pending list by `STAMP` (all
-   * distinct, from `oldest` to `oldest + span`): insertion sort for a few,
-   * else a least-significant-digit radix sort on the stamp minus `oldest`,
-   * eight bits a pass, so a flush stays linear in the entries it moves.
-   */
-  #sortByStamp(count: number, oldest: number, span: number): void {
-    const nodes = this.#nodes
-    const list = this.#pendingList
-    if (count <= 32) {
-      for (let i = 1; i < count; i++) {
-        const index = list[i]!
-        const stamp = nodes[index * STRIDE + STAMP]!
-        let j = i - 1
-        while (j >= 0 && nodes[list[j]! * STRIDE + STAMP]! > stamp) {
-          list[j + 1] = list[j]!
-          j--
-        }
-        list[j + 1] = index
-      }
-      return
-    }
-    if (this.#sortSpare.length < list.length) this.#sortSpare = new Int32Array(list.length)
-    const counts = this.#sortCounts
-    let from = list
-    let to = this.#sortSpare
-    for (let shift = 0; shift < 32 && span >>> shift !== 0; shift += 8) {
-      counts.fill(0)
-      for (let i = 0; i < count; i++) {
-        counts[((nodes[from[i]! * STRIDE + STAMP]! - oldest) >>> shift) & 255]!++
-      }
-      let position = 0
-      for (let digit = 0; digit < 256; digit++) {
-        const size = counts[digit]!
-        counts[digit] = position
-        position += size
-      }
-      for (let i = 0; i < count; i++) {
-        const index = from[i]!
-        to[counts[((nodes[index * STRIDE + STAMP]! - oldest) >>> shift) & 255]!++] = index
-      }
-      const swap = from
-      from = to
-      to = swap
-    }
-    if (from !== list) list.set(from.subarray(0, count))
   }
 
   /**

@@ -12,17 +12,20 @@
  * its own step. On recency-heavy and phase-changing traces (lirs sprite and
  * zigzag, cache2k web07) that kept it 1.2 to 5 points below LRU; comparing
  * window sizes on the same accesses does not have that confusion. The cost
- * falls on sampled accesses only: a table lookup, then per simulated cache a
- * stamp for a hit (the lists are ordered lazily) or a few typed-array list
- * updates for a miss or promotion. Placing a hit key lazily walks its list
- * from both ends (see `#oldest`), so it costs up to half a simulated list:
- * a constant bound (the simulations hold 512 to 1,024 keys whatever the real
- * capacity), but on miss-heavy workloads the larger part of the policy's cost.
+ * falls on sampled accesses only: a table lookup and a stamp, then per
+ * simulated cache nothing more for a hit in its window or protected list, or
+ * a few typed-array list updates for a miss or promotion. Those two lists are
+ * ordered lazily, as the memory tier's are: a hit key goes on a log, and
+ * before a simulation next appends to or reads the oldest end of its lists it
+ * moves the keys logged since its last turn to their lists' newest ends in the
+ * order of their last accesses (`#place`). That is the exact LRU order, at a
+ * cost linear in the keys moved.
  */
 import type { FrequencySketch } from './frequency-sketch.js'
+import { StampSorter } from './stamp-sort.js'
 
 /** Window shares simulated, smallest first (ties go to the smaller window). */
-const FRACTIONS = [0.01, 0.05, 0.2, 0.4, 0.6, 0.8, 0.99] as const
+export const FRACTIONS = [0.01, 0.05, 0.2, 0.4, 0.6, 0.8, 0.99] as const
 /** Target capacity of each simulated cache: enough for stable estimates. */
 const TARGET_CAPACITY = 512
 /** Weight of the past in the decayed hit counts (per period). */
@@ -31,13 +34,15 @@ const DECAY = 0.95
  * Per simulated key (slot), in one record so that a sampled access reads one
  * cache line after the table probe: its hash, the access count of its last
  * access (the same in every simulation), a bit per simulation where it is in
- * the window or protected list, and in how many simulations it is held.
+ * the window or protected list, in how many simulations it is held, and
+ * where it was last put on the hit log (-1: not since the log was emptied).
  */
-const SLOT_STRIDE = 4
+const SLOT_STRIDE = 5
 const KEY_HASH = 0
 const TOUCHED = 1
 const LISTED = 2
 const REFERENCES = 3
+const LOGGED_AT = 4
 /**
  * An access count is brought back to 0 past this (see `#rebase` here and in
  * the memory tier), so counts and stamps stay small integers V8 keeps unboxed.
@@ -45,6 +50,11 @@ const REFERENCES = 3
 export const REBASE_AT = 2 ** 29
 /** Stamps older than this many accesses are all alike after a rebase. */
 const OLDEST = -(2 ** 29)
+/**
+ * Entries of the hit log; when it is full every simulation places the keys
+ * logged and the log starts again.
+ */
+const LOG_CAPACITY = 4096
 
 const ABSENT = -1
 const WINDOW = 0
@@ -83,11 +93,29 @@ export class WindowTuner {
   readonly #next: Int32Array
   readonly #region: Int8Array
   /**
-   * Per cache and slot: the access count the key's
-   * place in the window or protected list stands for. Those lists are kept
-   * in `#order`, and `#order <= TOUCHED`.
+   * Per cache and slot: the access count the key's place in the window or
+   * protected list stands for. Those lists are kept in `#order`, and
+   * `#order <= TOUCHED`; a key whose `#order` is behind is on the hit log.
    */
   readonly #order: Int32Array
+  /**
+   * Slots of the keys accessed while in some simulation's window or protected
+   * list (a slot may appear more than once, also after being freed and reused).
+   */
+  readonly #log = new Int32Array(LOG_CAPACITY)
+  #logLength = 0
+  /** Per cache: how much of the log it has placed. */
+  readonly #placed: Int32Array
+  /**
+   * The largest of `#placed`. A key logged at or after it is still ahead of
+   * every cache, so a new access of it need not be logged again: a cache
+   * places a key by its latest access. On a run of hits no cache places, and
+   * each key is logged once.
+   */
+  #placedMost = 0
+  /** The entries one `#place` moves, then sorts. */
+  readonly #moving = new Int32Array(LOG_CAPACITY)
+  readonly #sorter = new StampSorter()
   /** `LISTED` of a key in every cache's window or protected list. */
   readonly #everywhere: number
   /** Hits of accesses that hit in every cache this period (not in `#hits`). */
@@ -137,6 +165,9 @@ export class WindowTuner {
     this.#next = new Int32Array(count * this.#stride)
     this.#region = new Int8Array(count * this.#stride).fill(ABSENT)
     this.#order = new Int32Array(count * this.#stride)
+    this.#placed = new Int32Array(count)
+    for (let at = LOGGED_AT; at < this.#slotState.length; at += SLOT_STRIDE)
+      this.#slotState[at] = -1
     this.#everywhere = (1 << count) - 1
     this.#size = new Int32Array(count)
     this.#windowSize = new Int32Array(count)
@@ -183,9 +214,18 @@ export class WindowTuner {
     }
     const stamp = ++this.#accesses
     this.#slotState[slot * SLOT_STRIDE + TOUCHED] = stamp
+    const listed = this.#slotState[slot * SLOT_STRIDE + LISTED]!
+    if (listed !== 0 && this.#slotState[slot * SLOT_STRIDE + LOGGED_AT]! < this.#placedMost) {
+      if (this.#logLength === LOG_CAPACITY) {
+        for (let c = 0; c < this.#count; c++) this.#place(c)
+        this.#emptyLog()
+      }
+      this.#slotState[slot * SLOT_STRIDE + LOGGED_AT] = this.#logLength
+      this.#log[this.#logLength++] = slot
+    }
     // A hit in every cache's window or protected list (the common case for a
-    // popular key) changes nothing but the stamp and the hit counts.
-    if (this.#slotState[slot * SLOT_STRIDE + LISTED] === this.#everywhere) this.#sharedHits++
+    // popular key) changes nothing else but the hit counts.
+    if (listed === this.#everywhere) this.#sharedHits++
     else for (let c = 0; c < this.#count; c++) this.#accessIn(c, slot, stamp)
     if (stamp >= this.#rebaseAt) this.#rebase()
   }
@@ -203,6 +243,16 @@ export class WindowTuner {
     }
   }
 
+  /** Hits of each simulation (smallest window first) since the last `choose`. */
+  periodHits(): number[] {
+    return Array.from(this.#hits, (hits) => hits + this.#sharedHits)
+  }
+
+  /** Capacity of each simulated cache, in keys. */
+  get capacity(): number {
+    return this.#capacity
+  }
+
   /**
    * Ends a period: decays the hit counts, adds this period's, and returns the
    * window size (in entries of a cache of `maxEntries`) of the best simulation.
@@ -218,12 +268,23 @@ export class WindowTuner {
     return Math.round(FRACTIONS[best]! * maxEntries)
   }
 
+  /** Empties the hit log (every cache has placed it, or holds nothing). */
+  #emptyLog(): void {
+    for (let i = 0; i < this.#logLength; i++) {
+      this.#slotState[this.#log[i]! * SLOT_STRIDE + LOGGED_AT] = -1
+    }
+    this.#logLength = 0
+    this.#placed.fill(0)
+    this.#placedMost = 0
+  }
+
   /** Forgets every simulated key (after the real cache was cleared). */
   reset(): void {
     this.#table.fill(0)
     for (let i = 0; i < this.#slotCount; i++) this.#free[i] = this.#slotCount - 1 - i
     this.#freeTop = this.#slotCount
     this.#region.fill(ABSENT)
+    this.#emptyLog()
     for (let at = LISTED; at < this.#slotState.length; at += SLOT_STRIDE) this.#slotState[at] = 0
     this.#size.fill(0)
     this.#windowSize.fill(0)
@@ -243,17 +304,19 @@ export class WindowTuner {
     const at = base + slot
     const region = this.#region[at]!
     if (region === WINDOW || region === PROTECTED) {
-      // The key's place follows from its stamp when its list is next trimmed.
+      // The key is on the log: `#place` moves it before this cache next
+      // appends to or trims its lists.
       this.#hits[c]!++
       return
     }
+    this.#place(c)
     if (region === PROBATION) {
       this.#hits[c]!++
       this.#unlink(at)
       this.#setRegion(c, at, slot, PROTECTED)
       this.#append(at, sentinels + PROTECTED, stamp)
       if (++this.#protectedSize[c]! > this.#protectedMax[c]!) {
-        const demoted = this.#oldest(sentinels + PROTECTED, base)
+        const demoted = this.#next[sentinels + PROTECTED]!
         this.#unlink(demoted)
         this.#setRegion(c, demoted, demoted - base, PROBATION)
         this.#append(demoted, sentinels + PROBATION, stamp)
@@ -267,7 +330,7 @@ export class WindowTuner {
     this.#slotState[slot * SLOT_STRIDE + REFERENCES]!++
     this.#size[c]!++
     if (++this.#windowSize[c]! > this.#windowMax[c]!) {
-      const candidate = this.#oldest(sentinels + WINDOW, base)
+      const candidate = this.#next[sentinels + WINDOW]!
       this.#unlink(candidate)
       this.#windowSize[c]!--
       this.#setRegion(c, candidate, candidate - base, PROBATION)
@@ -276,7 +339,7 @@ export class WindowTuner {
         let victim = this.#next[sentinels + PROBATION]!
         if (victim === candidate) {
           // Probation held only the candidate: the victim comes from protected.
-          victim = this.#oldest(sentinels + PROTECTED, base)
+          victim = this.#next[sentinels + PROTECTED]!
           if (victim === sentinels + PROTECTED) victim = candidate
         }
         if (
@@ -291,8 +354,8 @@ export class WindowTuner {
       }
     } else if (this.#size[c]! > this.#capacity) {
       let victim = this.#next[sentinels + PROBATION]!
-      if (victim === sentinels + PROBATION) victim = this.#oldest(sentinels + PROTECTED, base)
-      if (victim === sentinels + PROTECTED) victim = this.#oldest(sentinels + WINDOW, base)
+      if (victim === sentinels + PROBATION) victim = this.#next[sentinels + PROTECTED]!
+      if (victim === sentinels + PROTECTED) victim = this.#next[sentinels + WINDOW]!
       this.#evict(c, base, victim)
     }
   }
@@ -358,39 +421,44 @@ export class WindowTuner {
   }
 
   /**
-   * The least recently used entry of a window or protected list (the
-   * sentinel when empty), after moving entries accessed since they were
-   * placed at the old end to the place of their last access.
+   * Brings cache `c`'s window and protected lists into exact LRU order: the
+   * keys logged since its last turn that it holds there and that were
+   * accessed since they were placed move to their lists' newest ends, in
+   * the order of their last accesses. Entries already placed keep their
+   * order, so a key logged twice moves once.
    */
-  #oldest(sentinel: number, base: number): number {
+  #place(c: number): void {
+    const from = this.#placed[c]!
+    const to = this.#logLength
+    if (from === to) return
+    this.#placed[c] = to
+    this.#placedMost = to
+    const base = c * this.#stride
+    const state = this.#slotState
+    const region = this.#region
     const order = this.#order
-    for (;;) {
-      const head = this.#next[sentinel]!
-      if (
-        head === sentinel ||
-        this.#slotState[(head - base) * SLOT_STRIDE + TOUCHED] === order[head]
-      )
-        return head
-      this.#unlink(head)
-      const stamp = this.#slotState[(head - base) * SLOT_STRIDE + TOUCHED]!
-      order[head] = stamp
-      // Walk from both ends at once: the cost is the distance to the nearer one.
-      let back = this.#previous[sentinel]!
-      let front = this.#next[sentinel]!
-      for (;;) {
-        if (back === sentinel || order[back]! <= stamp) break
-        if (order[front]! > stamp) {
-          back = this.#previous[front]!
-          break
-        }
-        back = this.#previous[back]!
-        front = this.#next[front]!
-      }
-      const after = this.#next[back]!
-      this.#previous[head] = back
-      this.#next[head] = after
-      this.#next[back] = head
-      this.#previous[after] = head
+    const moving = this.#moving
+    let count = 0
+    let oldest = 0
+    let newest = 0
+    for (let i = from; i < to; i++) {
+      const slot = this.#log[i]!
+      const at = base + slot
+      const list = region[at]!
+      if (list !== WINDOW && list !== PROTECTED) continue
+      const touched = state[slot * SLOT_STRIDE + TOUCHED]!
+      if (order[at] === touched) continue
+      order[at] = touched
+      this.#unlink(at)
+      if (count === 0 || touched < oldest) oldest = touched
+      if (count === 0 || touched > newest) newest = touched
+      moving[count++] = at
+    }
+    this.#sorter.sort(moving, count, order, 1, 0, oldest, newest - oldest)
+    const sentinels = base + this.#slotCount
+    for (let i = 0; i < count; i++) {
+      const at = moving[i]!
+      this.#append(at, sentinels + region[at]!, order[at]!)
     }
   }
 }
