@@ -59,7 +59,7 @@ export interface RedisTierOptions {
 
 /** Counters of the Redis tier. */
 export interface RedisTierStats extends TierOwnStats {
-  /** Connection status of the command client (`ready`, `reconnecting`, `end`…). */
+  /** Connection status of the command client (`ready`, `reconnecting`…); `end` once the tier is disposed. */
   status: string
   /** Times the command connection became ready after losing it. */
   reconnects: number
@@ -121,6 +121,12 @@ export class RedisTier implements CacheTier {
   #received = 0
   #corrupt = 0
   #disposed: Promise<void> | undefined
+  /** Settles `subscribed()` calls still waiting when the tier is disposed. */
+  #endWaits: (() => void) | undefined
+  readonly #ended = new Promise<never>((_, reject) => {
+    this.#endWaits = () =>
+      reject(new AideError('E_DISPOSED', 'cache: redis tier was disposed before it subscribed'))
+  })
 
   /** @internal Use {@link redisTier}. */
   constructor(client: Redis, subscriber: Redis, ownsClient: boolean, options: RedisTierOptions) {
@@ -301,16 +307,22 @@ export class RedisTier implements CacheTier {
     })
   }
 
-  /** Resolves once the subscription is active (useful before relying on invalidation). */
+  /**
+   * Resolves once the subscription is active (useful before relying on
+   * invalidation). Rejects with `E_DISPOSED` once the tier is disposed.
+   */
   async subscribed(): Promise<void> {
-    await this.#subscribed
+    if (this.#disposed) throw new AideError('E_DISPOSED', 'cache: redis tier has been disposed')
+    await Promise.race([this.#subscribed, this.#ended])
   }
 
   stats(): RedisTierStats {
     return {
       size: undefined,
       evictions: 0,
-      status: this.client.status,
+      // A disposed tier reports `end` even where ioredis's own status stays
+      // `reconnecting` (see `dispose`), or for a client it does not own.
+      status: this.#disposed ? 'end' : this.client.status,
       reconnects: this.#reconnects,
       connectionErrors: this.#connectionErrors,
       published: this.#published,
@@ -323,12 +335,26 @@ export class RedisTier implements CacheTier {
   dispose(): Promise<void> {
     if (this.#disposed) return this.#disposed
     this.#listeners.clear()
+    this.#ended.catch(() => undefined)
+    this.#endWaits?.()
     const close = async (client: Redis) => {
+      if (client.status !== 'ready') {
+        // Nothing to say goodbye to. A QUIT would wait behind whatever the
+        // client queued for a connection that may never come, and ioredis's
+        // disconnect() between reconnect attempts neither ends the client nor
+        // settles that queue: stop reconnecting and do not wait.
+        client.disconnect()
+        return
+      }
       // QUIT waits for a reply a dead or paused server never sends: bound it.
-      const quit = client.quit().catch(() => undefined)
-      const timer = setTimeout(() => client.disconnect(), 500)
-      timer.unref()
-      await Promise.race([quit, new Promise((resolve) => client.once('end', resolve))])
+      let timer: ReturnType<typeof setTimeout> | undefined
+      await Promise.race([
+        client.quit().catch(() => undefined),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, 500)
+          timer.unref()
+        }),
+      ])
       clearTimeout(timer)
       client.disconnect()
     }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startRedis } from '../../../scripts/redis.mjs'
+import { freePort, startRedis } from '../../../scripts/redis.mjs'
 import { type CacheEvents, createCache, type MultiLevelCache } from '../src/cache.ts'
 import { redisTier } from '../src/redis.ts'
 import { until } from './redis-helpers.ts'
@@ -117,5 +117,34 @@ describe('degradation with a real redis-server killed, paused and restarted duri
     expect(cache.stats().tiers[1]!.errors).toBeGreaterThan(0)
     await cache.dispose()
     await down.stop()
+  }, 60_000)
+})
+
+describe('dispose with Redis unreachable', () => {
+  it('settles while commands wait in the offline queue of a reconnecting client', async () => {
+    // Nothing listens on this port: both connections wait 2 s between
+    // attempts, and a SUBSCRIBE waits in the subscriber's offline queue. A QUIT
+    // would be queued behind it and never answered, and ioredis's disconnect()
+    // while waiting to reconnect neither ends the client nor settles what it
+    // queued.
+    const port = await freePort()
+    for (let i = 0; i < 3; i++) {
+      const tier = await redisTier({
+        url: `redis://127.0.0.1:${port}`,
+        prefix: 'gone:',
+        connectTimeoutMs: 100,
+        redis: { retryStrategy: () => 2_000 },
+      })
+      tier.subscribe(() => {})
+      const waiting = tier.subscribed()
+      const settled = await Promise.race([
+        tier.dispose().then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
+      ])
+      expect(settled).toBe(true)
+      expect(tier.stats().status).toBe('end')
+      await expect(waiting).rejects.toMatchObject({ code: 'E_DISPOSED' })
+      await expect(tier.subscribed()).rejects.toMatchObject({ code: 'E_DISPOSED' })
+    }
   }, 60_000)
 })
