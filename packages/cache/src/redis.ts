@@ -17,6 +17,7 @@ import {
   systemClock,
   throwIfAborted,
   toDisposable,
+  withDeadline,
 } from '@aide/core'
 import type { Redis, RedisOptions } from 'ioredis'
 import type { StoredEntry } from './entry.js'
@@ -121,12 +122,8 @@ export class RedisTier implements CacheTier {
   #received = 0
   #corrupt = 0
   #disposed: Promise<void> | undefined
-  /** Settles `subscribed()` calls still waiting when the tier is disposed. */
-  #endWaits: (() => void) | undefined
-  readonly #ended = new Promise<never>((_, reject) => {
-    this.#endWaits = () =>
-      reject(new AideError('E_DISPOSED', 'cache: redis tier was disposed before it subscribed'))
-  })
+  /** Aborted on dispose: settles `subscribed()` calls still waiting. */
+  readonly #closed = new AbortController()
 
   /** @internal Use {@link redisTier}. */
   constructor(client: Redis, subscriber: Redis, ownsClient: boolean, options: RedisTierOptions) {
@@ -313,7 +310,10 @@ export class RedisTier implements CacheTier {
    */
   async subscribed(): Promise<void> {
     if (this.#disposed) throw new AideError('E_DISPOSED', 'cache: redis tier has been disposed')
-    await Promise.race([this.#subscribed, this.#ended])
+    await withDeadline(() => this.#subscribed, {
+      signal: this.#closed.signal,
+      label: 'cache: redis subscribe',
+    })
   }
 
   stats(): RedisTierStats {
@@ -335,8 +335,9 @@ export class RedisTier implements CacheTier {
   dispose(): Promise<void> {
     if (this.#disposed) return this.#disposed
     this.#listeners.clear()
-    this.#ended.catch(() => undefined)
-    this.#endWaits?.()
+    this.#closed.abort(
+      new AideError('E_DISPOSED', 'cache: redis tier was disposed before it subscribed'),
+    )
     const close = async (client: Redis) => {
       if (client.status !== 'ready') {
         // Nothing to say goodbye to. A QUIT would wait behind whatever the
@@ -347,15 +348,9 @@ export class RedisTier implements CacheTier {
         return
       }
       // QUIT waits for a reply a dead or paused server never sends: bound it.
-      let timer: ReturnType<typeof setTimeout> | undefined
-      await Promise.race([
-        client.quit().catch(() => undefined),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, 500)
-          timer.unref()
-        }),
-      ])
-      clearTimeout(timer)
+      await withDeadline(() => client.quit(), { timeoutMs: 500, label: 'cache: redis quit' }).catch(
+        () => undefined,
+      )
       client.disconnect()
     }
     this.#disposed = (async () => {

@@ -312,6 +312,12 @@ class Transport<Events extends object> implements RedisTransport<Events> {
   #published = 0
   #publishFailed = 0
   #disposing: Promise<void> | undefined
+  /**
+   * Aborted at the end of dispose: rejects publishes still waiting then (a
+   * healthy connection has answered them before its QUIT; an unreachable one
+   * would keep them queued for ever).
+   */
+  readonly #closed = new AbortController()
 
   constructor(options: RedisTransportOptions, client: Redis, owned: boolean) {
     this.stream = options.stream
@@ -324,6 +330,11 @@ class Transport<Events extends object> implements RedisTransport<Events> {
     this.#clock = options.clock ?? systemClock
     this.#logger = options.logger ?? noopLogger
     this.#meter = options.meter ?? noopMeter
+  }
+
+  /** Runs `task`, rejecting with `E_DISPOSED` if the transport closes first. */
+  #untilClosed<T>(task: () => Promise<T>): Promise<T> {
+    return withDeadline(task, { signal: this.#closed.signal, label: `${LABEL}: publish` })
   }
 
   #assertOpen(method: string): void {
@@ -368,14 +379,13 @@ class Transport<Events extends object> implements RedisTransport<Events> {
     )
     throwIfAborted(options.signal, `${LABEL}: publish`)
     try {
-      const entryId = (await withDeadline(
-        () => this.#client.call('XADD', ...this.#xaddArgs(fields)),
-        {
+      const entryId = (await this.#untilClosed(() =>
+        withDeadline(() => this.#client.call('XADD', ...this.#xaddArgs(fields)), {
           signal: options.signal,
           timeoutMs: options.timeoutMs,
           clock: this.#clock,
           label: `${LABEL}: publish "${type}"`,
-        },
+        }),
       )) as string
       this.#published++
       this.#meter
@@ -386,7 +396,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
       this.#publishFailed++
       if (
         AideError.isInstance(error) &&
-        (error.code === 'E_TIMEOUT' || error.code === 'E_CANCELLED')
+        (error.code === 'E_TIMEOUT' || error.code === 'E_CANCELLED' || error.code === 'E_DISPOSED')
       )
         throw error
       throw unavailable(`publish "${type}"`, error)
@@ -406,12 +416,14 @@ class Transport<Events extends object> implements RedisTransport<Events> {
     try {
       const pipeline = this.#client.pipeline()
       for (const fields of encoded) pipeline.call('XADD', ...this.#xaddArgs(fields))
-      const results = await withDeadline(() => pipeline.exec(), {
-        signal: options.signal,
-        timeoutMs: options.timeoutMs,
-        clock: this.#clock,
-        label: `${LABEL}: publishBatch`,
-      })
+      const results = await this.#untilClosed(() =>
+        withDeadline(() => pipeline.exec(), {
+          signal: options.signal,
+          timeoutMs: options.timeoutMs,
+          clock: this.#clock,
+          label: `${LABEL}: publishBatch`,
+        }),
+      )
       const out: PublishedEvent[] = []
       for (let i = 0; i < encoded.length; i++) {
         const [error, entryId] = results?.[i] ?? [new Error('no reply'), undefined]
@@ -427,7 +439,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
       this.#publishFailed += encoded.length
       if (
         AideError.isInstance(error) &&
-        (error.code === 'E_TIMEOUT' || error.code === 'E_CANCELLED')
+        (error.code === 'E_TIMEOUT' || error.code === 'E_CANCELLED' || error.code === 'E_DISPOSED')
       )
         throw error
       throw unavailable('publishBatch', error)
@@ -465,7 +477,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
       await consumer.dispose()
       if (
         AideError.isInstance(error) &&
-        (error.code === 'E_TIMEOUT' || error.code === 'E_CANCELLED')
+        (error.code === 'E_TIMEOUT' || error.code === 'E_CANCELLED' || error.code === 'E_DISPOSED')
       )
         throw error
       throw unavailable(`create group "${settings.group}"`, error)
@@ -533,12 +545,20 @@ class Transport<Events extends object> implements RedisTransport<Events> {
     this.#disposing ??= (async () => {
       await Promise.allSettled([...this.#consumers].map((c) => c.dispose()))
       if (this.#owned) {
-        try {
-          await this.#client.quit()
-        } catch {
-          this.#client.disconnect()
+        const client = this.#client
+        if (client.status === 'ready') {
+          // QUIT is never answered by a paused server: bound it.
+          await withDeadline(() => client.quit(), {
+            timeoutMs: 500,
+            label: `${LABEL}: quit`,
+          }).catch(() => undefined)
         }
+        // Not ready: a QUIT would wait behind the commands queued for a
+        // connection that may never come, and ioredis's disconnect() between
+        // reconnect attempts neither ends the client nor settles that queue.
+        client.disconnect()
       }
+      this.#closed.abort(new AideError('E_DISPOSED', `${LABEL}: disposed before Redis answered`))
     })()
     return this.#disposing
   }
@@ -657,12 +677,6 @@ class Consumer<Events extends object> implements RedisConsumer {
   #rereadPending = false
   /** Entries this consumer is handling now: a reclaim must not hand them out twice. */
   readonly #handling = new Set<string>()
-  /** Rejects when the consumer stops (never resolves). */
-  readonly #stopped = new Promise<never>((_resolve, reject) => {
-    this.#stop.signal.addEventListener('abort', () => reject(this.#stop.signal.reason), {
-      once: true,
-    })
-  })
 
   constructor(
     transport: Transport<Events>,
@@ -675,13 +689,27 @@ class Consumer<Events extends object> implements RedisConsumer {
     this.#client = client
     this.#deps = deps
     this.name = settings.consumer
-    // Only raced against handlers; never let its rejection go unhandled.
-    this.#stopped.catch(() => undefined)
+  }
+
+  /**
+   * A Redis command that is given up when the consumer stops: a dead, paused or
+   * unreachable server must not hold up dispose (ioredis keeps such a command
+   * queued, and its disconnect() does not settle it while reconnecting). An
+   * entry whose ack is given up stays pending and is delivered again.
+   */
+  #call(client: Redis, command: string, ...args: (string | number)[]): Promise<unknown> {
+    // withDeadline listens to the stop signal only while the command is out
+    // (a race against one long-lived promise would pile up a reaction per call).
+    return withDeadline(() => client.call(command, ...args), {
+      signal: this.#stop.signal,
+      label: `${LABEL}: ${command}`,
+    })
   }
 
   async ensureGroup(): Promise<boolean> {
     try {
-      await this.#client.call(
+      await this.#call(
+        this.#client,
         'XGROUP',
         'CREATE',
         this.#transport.stream,
@@ -759,7 +787,7 @@ class Consumer<Events extends object> implements RedisConsumer {
                 '>',
               ]
             : ['GROUP', group, this.name, 'COUNT', batchSize, 'STREAMS', stream, cursor]
-        const reply = await this.#reader!.call('XREADGROUP', ...args)
+        const reply = await this.#call(this.#reader!, 'XREADGROUP', ...args)
         backoff = 50
         const entries = streamEntries(reply)
         if (cursor !== '>') {
@@ -811,7 +839,8 @@ class Consumer<Events extends object> implements RedisConsumer {
     if (entryIds.length === 0) return counts
     const first = entryIds[0]!
     const last = entryIds[entryIds.length - 1]!
-    const rows = (await this.#client.call(
+    const rows = (await this.#call(
+      this.#client,
       'XPENDING',
       this.#transport.stream,
       this.#settings.group,
@@ -831,7 +860,8 @@ class Consumer<Events extends object> implements RedisConsumer {
     let start = '0-0'
     try {
       for (let round = 0; round < 100 && !this.#stop.signal.aborted; round++) {
-        const reply = (await this.#client.call(
+        const reply = (await this.#call(
+          this.#client,
           'XAUTOCLAIM',
           stream,
           group,
@@ -889,7 +919,13 @@ class Consumer<Events extends object> implements RedisConsumer {
       await Promise.all(Array.from({ length: workers }, worker))
       for (const delivery of dead) await this.#deadLetter(delivery)
       if (acks.length > 0) {
-        await this.#client.call('XACK', this.#transport.stream, this.#settings.group, ...acks)
+        await this.#call(
+          this.#client,
+          'XACK',
+          this.#transport.stream,
+          this.#settings.group,
+          ...acks,
+        )
         this.#stats.acknowledged += acks.length
       }
     } finally {
@@ -930,7 +966,10 @@ class Consumer<Events extends object> implements RedisConsumer {
         const result = this.#settings.handler(event, this.#stop.signal)
         // A handler that ignores the stop signal must not hold up dispose.
         if (result !== undefined && result !== null && typeof result.then === 'function') {
-          await Promise.race([result, this.#stopped])
+          await withDeadline(() => result, {
+            signal: this.#stop.signal,
+            label: `${LABEL}: handler`,
+          })
         }
       }
       return 'ack'
@@ -965,7 +1004,8 @@ class Consumer<Events extends object> implements RedisConsumer {
           ? `delivered ${delivery.deliveryCount} times (max ${this.#settings.maxDeliveries})`
           : 'payload could not be deserialised'
     const raw = Array.isArray(delivery.raw) ? delivery.raw.map(String) : []
-    await this.#client.call(
+    await this.#call(
+      this.#client,
       'XADD',
       this.#transport.deadLetterStream,
       '*',
@@ -977,7 +1017,13 @@ class Consumer<Events extends object> implements RedisConsumer {
       reason,
       ...raw,
     )
-    await this.#client.call('XACK', this.#transport.stream, this.#settings.group, delivery.entryId)
+    await this.#call(
+      this.#client,
+      'XACK',
+      this.#transport.stream,
+      this.#settings.group,
+      delivery.entryId,
+    )
     this.#stats.deadLettered++
     this.#deps.meter
       .counter('aide_event_bus_redis_dead_lettered_total', {

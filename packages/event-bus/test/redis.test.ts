@@ -426,3 +426,41 @@ describe('optional peer and serialisation internals', () => {
     ).not.toThrow()
   })
 })
+
+describe('redis transport dispose with Redis frozen or gone', () => {
+  /** Resolves true if `promise` settles within 5 s. */
+  const settles = (promise: Promise<unknown>) =>
+    Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
+    ])
+
+  for (const fault of ['paused', 'killed'] as const) {
+    it(`settles with a consumer running and a publish queued, Redis ${fault}`, async () => {
+      // ioredis keeps commands queued for a connection that may never come
+      // back (the transport retries forever), QUIT is never answered by a
+      // frozen server, and its disconnect() between reconnect attempts settles
+      // nothing: dispose must not wait on any of that.
+      const own = await startRedis()
+      try {
+        const t = await createRedisTransport<Events>({ url: own.url, stream: nextStream() })
+        const consumer = await t.consume({ group: 'g', handler: () => undefined, blockMs: 100 })
+        await t.publish('job.created', { seq: 1 })
+        if (fault === 'paused') own.pause()
+        else await own.kill()
+        const late = t.publish('job.created', { seq: 2 }).catch((error: unknown) => error)
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        expect(await settles(t.dispose())).toBe(true)
+        expect(consumer.stats().stopped).toBe(true)
+        expect(await settles(late)).toBe(true)
+        expect(await late).toMatchObject({ code: 'E_DISPOSED' })
+      } finally {
+        own.resume()
+        await own.stop()
+      }
+    }, 60_000)
+  }
+})
