@@ -365,6 +365,37 @@ describe('ServiceManager: disposal', () => {
     await expect(pending).rejects.toMatchObject({ code: 'E_DISPOSED' })
     expect(signal?.aborted).toBe(true)
   })
+
+  it('does not start an initialisation that was waiting for a budget slot when disposed', async () => {
+    // The slot the aborted initialisation frees must not start the queued one,
+    // whose factory would never settle and whose signal nobody would abort.
+    const started: string[] = []
+    const manager = new ServiceManager({ maxConcurrentInits: 1 })
+    const ids = ['first', 'queued'].map((name) => {
+      const id = defineService<number>(name)
+      manager.register(id, {
+        factory: () => {
+          started.push(name)
+          return new Promise<number>(() => undefined)
+        },
+      })
+      return id
+    })
+    const first = manager.get(ids[0]!)
+    const queued = manager.get(ids[1]!)
+    await vi.waitFor(() =>
+      expect(manager.stats()).toMatchObject({ activeInits: 1, queuedInits: 1 }),
+    )
+    const settled = await Promise.race([
+      manager.dispose().then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2_000)),
+    ])
+    expect(settled).toBe(true)
+    await expect(first).rejects.toMatchObject({ code: 'E_DISPOSED' })
+    await expect(queued).rejects.toMatchObject({ code: 'E_DISPOSED' })
+    expect(started).toEqual(['first'])
+    expect(manager.stats()).toMatchObject({ activeInits: 0, queuedInits: 0 })
+  })
 })
 
 describe('ServiceManager: observability', () => {

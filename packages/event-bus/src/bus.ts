@@ -452,6 +452,8 @@ class Bus<Events extends object> implements EventBus<Events> {
   #scheduled = new Set<Subscription>()
   #flushQueued = false
   #disposing: Promise<void> | undefined
+  /** Aborted once dispose has drained: rejects `waitFor` calls still waiting. */
+  readonly #closed = new AbortController()
 
   constructor(options: EventBusOptions) {
     this.#name = options.name ?? 'event-bus'
@@ -1115,7 +1117,8 @@ class Bus<Events extends object> implements EventBus<Events> {
       const filter = options.filter
       if (filter !== undefined) assertFunction(filter, 'waitFor: options.filter')
       compilePattern(type, 'waitFor: type')
-      return withDeadline<Events[K]>(
+      const closed = this.#closed.signal
+      const waiting = withDeadline<Events[K]>(
         (signal) =>
           new Promise<Events[K]>((resolve, reject) => {
             const handle = this.on(
@@ -1150,6 +1153,10 @@ class Bus<Events extends object> implements EventBus<Events> {
           label: `${this.#name}: waitFor("${type}")`,
         },
       )
+      // Events queued before dispose may still satisfy it while the bus drains;
+      // after that nothing can, so it rejects with E_DISPOSED (its listener is
+      // removed when it settles).
+      return withDeadline(() => waiting, { signal: closed, label: `${this.#name}: waitFor` })
     } catch (error) {
       return Promise.reject(error)
     }
@@ -1247,6 +1254,11 @@ class Bus<Events extends object> implements EventBus<Events> {
       }
     }
     this.#cancelQueued()
+    this.#closed.abort(
+      new AideError('E_DISPOSED', `${this.#name}: disposed while waitFor was waiting`, {
+        details: { method: 'waitFor' },
+      }),
+    )
     for (const sub of this.#subs) sub.handle.dispose()
     this.#clearRoutes()
     if (failure) throw failure

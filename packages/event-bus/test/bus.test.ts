@@ -551,6 +551,27 @@ describe('waitFor', () => {
     bus.emit('tick', 1)
     await expect(next).rejects.toMatchObject({ code: 'E_INVALID_INPUT' })
   })
+
+  it('rejects with E_DISPOSED once dispose has drained, when no event can satisfy it any more', async () => {
+    const bus = createEventBus<Events>()
+    let release = () => {}
+    bus.on('tick', () => new Promise<void>((resolve) => (release = resolve)))
+    const waiting = bus.waitFor('document.opened')
+    let settled = false
+    waiting.then(
+      () => (settled = true),
+      () => (settled = true),
+    )
+    await bus.publish('tick', 1)
+    const disposed = bus.dispose()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // Still draining (the tick listener holds): not settled yet.
+    expect(settled).toBe(false)
+    release()
+    await disposed
+    await expect(waiting).rejects.toMatchObject({ code: 'E_DISPOSED' })
+    expect(bus.listenerCount()).toBe(0)
+  })
 })
 
 describe('dispose', () => {

@@ -685,6 +685,17 @@ export class ServiceManager implements AsyncDisposable {
     if (this.#budget) {
       await this.#budget.acquire(entry.priority)
       slotHeld = true
+      // Dispose may have begun while this waited for a slot: it aborted only the
+      // initialisations that had started, so this one must not start now.
+      if (this.#disposing) {
+        this.#budget.release()
+        throw this.#fail(
+          entry,
+          new AideError('E_DISPOSED', `services: disposed before "${entry.name}" initialised`),
+          chain,
+          false,
+        )
+      }
     }
     try {
       return await this.#runFactory(entry, deps, chain, waitStart, slotHeld)
