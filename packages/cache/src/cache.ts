@@ -158,6 +158,10 @@ export interface CacheStats {
   staleServed: number
   /** Background refreshes started. */
   refreshes: number
+  /** Loads in flight in this process (including background refreshes). */
+  inflightLoads: number
+  /** `getOrSet` callers waiting for those loads now (not those that timed out or were served stale). */
+  waitingCallers: number
   /** Invalidation messages received from other instances. */
   invalidationsReceived: number
   /** L1 stats (undefined without L1). */
@@ -268,12 +272,33 @@ class TierHandle {
   }
 }
 
+type FlightOutcome = { ok: true; entry: StoredEntry } | { ok: false; error: unknown }
+
 interface Flight {
   promise: Promise<StoredEntry>
   controller: AbortController
   waiters: number
   keepAlive: boolean
   settled: boolean
+  /**
+   * Callers waiting for the outcome. A caller that leaves (timed out, cancelled,
+   * or served stale after `softTimeout`) removes itself, so a load that takes
+   * long holds on to nobody: a `.then` per caller on `promise` would stay
+   * until the load settles.
+   */
+  listeners: Set<(outcome: FlightOutcome) => void>
+  outcome: FlightOutcome | undefined
+}
+
+/** Waits for a flight's outcome until `leave()` is called. */
+function joinFlight(flight: Flight): { promise: Promise<StoredEntry>; leave: () => void } {
+  let listener!: (outcome: FlightOutcome) => void
+  const promise = new Promise<StoredEntry>((resolve, reject) => {
+    listener = (outcome) => (outcome.ok ? resolve(outcome.entry) : reject(outcome.error))
+  })
+  if (flight.outcome) listener(flight.outcome)
+  else flight.listeners.add(listener)
+  return { promise, leave: () => flight.listeners.delete(listener) }
 }
 
 const UNAVAILABLE = Symbol('unavailable')
@@ -676,8 +701,9 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
     if (flight) shared.counters.coalesced++
     else flight = this.#startFlight(full, loader, options)
     flight.waiters++
+    const joined = joinFlight(flight)
     try {
-      const entry = await withDeadline(() => flight.promise, {
+      const entry = await withDeadline(() => joined.promise, {
         signal: options.signal,
         timeoutMs: options.timeoutMs,
         clock: shared.clock,
@@ -685,6 +711,7 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
       })
       return entry.value as V
     } finally {
+      joined.leave()
       flight.waiters--
       if (flight.waiters === 0 && !flight.keepAlive && !flight.settled) {
         // Every caller has gone (cancelled or timed out): stop the loader instead of working for nobody.
@@ -708,12 +735,22 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
       waiters: 0,
       keepAlive: false,
       settled: false,
+      listeners: new Set(),
+      outcome: undefined,
     }
     flight.promise = this.#runLoad(full, loader, options, controller.signal).finally(() => {
       flight.settled = true
       if (shared.inflight.get(full) === flight) shared.inflight.delete(full)
     })
-    flight.promise.catch(() => undefined)
+    const settle = (outcome: FlightOutcome) => {
+      flight.outcome = outcome
+      for (const listener of flight.listeners) listener(outcome)
+      flight.listeners.clear()
+    }
+    flight.promise.then(
+      (entry) => settle({ ok: true, entry }),
+      (error: unknown) => settle({ ok: false, error }),
+    )
     shared.inflight.set(full, flight)
     return flight
   }
@@ -805,29 +842,34 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
       flight = this.#startFlight(full, loader, options)
     }
     flight.keepAlive = true
-    const current = flight
-    const outcome = await withDeadline(
-      () =>
-        new Promise<StoredEntry | undefined>((resolve) => {
-          const timer = shared.clock.setTimeout(() => resolve(undefined), softTimeout)
-          current.promise.then(
-            (entry) => {
-              shared.clock.clearTimer(timer)
-              resolve(entry)
-            },
-            () => {
-              shared.clock.clearTimer(timer)
-              resolve(undefined)
-            },
-          )
-        }),
-      {
-        signal: options.signal,
-        timeoutMs: options.timeoutMs,
-        clock: shared.clock,
-        label: `cache: getOrSet "${full}"`,
-      },
-    )
+    const joined = joinFlight(flight)
+    let outcome: StoredEntry | undefined
+    try {
+      outcome = await withDeadline(
+        () =>
+          new Promise<StoredEntry | undefined>((resolve) => {
+            const timer = shared.clock.setTimeout(() => resolve(undefined), softTimeout)
+            joined.promise.then(
+              (entry) => {
+                shared.clock.clearTimer(timer)
+                resolve(entry)
+              },
+              () => {
+                shared.clock.clearTimer(timer)
+                resolve(undefined)
+              },
+            )
+          }),
+        {
+          signal: options.signal,
+          timeoutMs: options.timeoutMs,
+          clock: shared.clock,
+          label: `cache: getOrSet "${full}"`,
+        },
+      )
+    } finally {
+      joined.leave()
+    }
     if (outcome !== undefined) return outcome.value as V
     shared.counters.staleServed++
     shared.emit('cache-hit', { key: full, tier, stale: true })
@@ -947,6 +989,8 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
       lockWaits: c.lockWaits,
       staleServed: c.staleServed,
       refreshes: c.refreshes,
+      inflightLoads: shared.inflight.size,
+      waitingCallers: [...shared.inflight.values()].reduce((n, f) => n + f.listeners.size, 0),
       invalidationsReceived: c.received,
       l1: shared.l1?.stats(),
     }

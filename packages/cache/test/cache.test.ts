@@ -197,6 +197,33 @@ describe('getOrSet', () => {
     await vi.waitFor(async () => expect(await cache.get('k')).toBe(7), { timeout: 10_000 })
   })
 
+  it('callers that leave a load still in flight are not held by it', async () => {
+    // A loader that never settles: callers served stale after softTimeout, or
+    // timed out, must not stay attached to it (each would be kept until it settles).
+    const clock = new ManualClock(0)
+    const cache = make<number>({ clock, ttl: 100, grace: 10_000 })
+    await cache.set('k', 1)
+    clock.set(150)
+    const stuck = () => new Promise<number>(() => undefined)
+    const stale = Array.from({ length: 50 }, () => cache.getOrSet('k', stuck, { softTimeout: 20 }))
+    const other = Array.from({ length: 19 }, () =>
+      cache.getOrSet('cold', stuck, { timeoutMs: 30 }).catch((error: unknown) => error),
+    )
+    const patient = cache.getOrSet('cold', stuck).catch((error: unknown) => error)
+    await vi.waitFor(() =>
+      expect(cache.stats()).toMatchObject({ inflightLoads: 2, waitingCallers: 70, coalesced: 68 }),
+    )
+    await clock.advanceAsync(20)
+    expect(await Promise.all(stale)).toEqual(Array(50).fill(1))
+    expect(cache.stats()).toMatchObject({ inflightLoads: 2, waitingCallers: 20 })
+    await clock.advanceAsync(10)
+    for (const error of await Promise.all(other)) expect(error).toMatchObject({ code: 'E_TIMEOUT' })
+    // One caller of "cold" still waits; the refresh of "k" goes on for nobody.
+    expect(cache.stats()).toMatchObject({ inflightLoads: 2, waitingCallers: 1 })
+    await cache.dispose()
+    expect(await patient).toMatchObject({ code: 'E_DISPOSED' })
+  })
+
   it('soft timeout returns the fresh value when the loader is quick', async () => {
     const clock = new ManualClock(0)
     const cache = make<number>({ clock, ttl: 100, grace: 10_000 })
