@@ -20,6 +20,7 @@ import {
   noopLogger,
   noopMeter,
   systemClock,
+  withDeadline,
 } from '@aide/core'
 import {
   type CancellationToken,
@@ -162,6 +163,9 @@ export interface LanguageServer extends Disposable {
   /** Plain figures. */
   stats(): LanguageServerStats
 }
+
+/** How long `withProgress` waits for the client to create a progress token (ms). */
+const PROGRESS_CREATE_TIMEOUT_MS = 2_000
 
 const SEVERITY = {
   error: DiagnosticSeverity.Error,
@@ -719,11 +723,22 @@ export function createLanguageServer(options: LanguageServerOptions): LanguageSe
       assertFunction(task, 'task')
       if (!clientSupportsProgress || disposed) return task(() => undefined)
       let progress: Awaited<ReturnType<Connection['window']['createWorkDoneProgress']>> | undefined
+      const creating = connection.window.createWorkDoneProgress()
       try {
-        progress = await connection.window.createWorkDoneProgress()
+        // A client that never answers must not hold the task up: run it without progress.
+        progress = await withDeadline(() => creating, {
+          timeoutMs: PROGRESS_CREATE_TIMEOUT_MS,
+          clock,
+          label: 'lsp: window/workDoneProgress/create',
+        })
         progress.begin(title, 0, undefined, false)
       } catch {
         progress = undefined
+        // Should the answer come late, end the progress it made, so nothing shows as stuck.
+        creating.then(
+          (late) => late.done(),
+          () => undefined,
+        )
       }
       try {
         return await task((message, percentage) => progress?.report(percentage ?? 0, message))

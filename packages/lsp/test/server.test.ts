@@ -444,6 +444,32 @@ describe('language server over an in-memory connection', () => {
     ])
   })
 
+  it('runs the task without progress when the client never answers the create request', async () => {
+    const clock = new ManualClock()
+    const s = await session({ clock }, { capabilities: { window: { workDoneProgress: true } } })
+    const progress: unknown[] = []
+    let asked = 0
+    s.pair.client.onRequest(WorkDoneProgressCreateRequest.type, () => {
+      asked++
+      return new Promise<void>(() => undefined)
+    })
+    s.pair.client.onNotification('$/progress', (params: { value: unknown }) => {
+      progress.push(params.value)
+    })
+    let reported = 0
+    const running = s.server.withProgress('Loading model', async (report) => {
+      report('reading weights', 50)
+      reported++
+      return 'loaded'
+    })
+    await eventually(() => asked === 1)
+    expect(reported).toBe(0)
+    await clock.advanceAsync(2_000)
+    expect(await running).toBe('loaded')
+    expect(reported).toBe(1)
+    expect(progress).toEqual([])
+  })
+
   it('answers empty, not an error, when the provider fails or times out', async () => {
     let mode: 'throw' | 'hang' = 'throw'
     const provider: CompletionProvider = {
