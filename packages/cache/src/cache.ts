@@ -277,7 +277,6 @@ type FlightOutcome = { ok: true; entry: StoredEntry } | { ok: false; error: unkn
 interface Flight {
   promise: Promise<StoredEntry>
   controller: AbortController
-  waiters: number
   keepAlive: boolean
   settled: boolean
   /**
@@ -700,7 +699,6 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
     let flight = shared.inflight.get(full)
     if (flight) shared.counters.coalesced++
     else flight = this.#startFlight(full, loader, options)
-    flight.waiters++
     const joined = joinFlight(flight)
     try {
       const entry = await withDeadline(() => joined.promise, {
@@ -712,8 +710,7 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
       return entry.value as V
     } finally {
       joined.leave()
-      flight.waiters--
-      if (flight.waiters === 0 && !flight.keepAlive && !flight.settled) {
+      if (flight.listeners.size === 0 && !flight.keepAlive && !flight.settled) {
         // Every caller has gone (cancelled or timed out): stop the loader instead of working for nobody.
         flight.controller.abort(
           new AideError('E_CANCELLED', `cache: every caller of "${full}" has gone`),
@@ -732,7 +729,6 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
     const flight: Flight = {
       promise: undefined as unknown as Promise<StoredEntry>,
       controller,
-      waiters: 0,
       keepAlive: false,
       settled: false,
       listeners: new Set(),

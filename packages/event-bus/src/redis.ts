@@ -297,6 +297,17 @@ export async function createRedisTransport<Events extends object = Record<string
   return new Transport<Events>(options, client, owned)
 }
 
+/**
+ * A timeout, cancellation or dispose: passed through as it is, where any other
+ * failure is reported as `E_UNAVAILABLE`.
+ */
+function isOwnEnding(error: unknown): error is AideError {
+  return (
+    AideError.isInstance(error) &&
+    (error.code === 'E_TIMEOUT' || error.code === 'E_CANCELLED' || error.code === 'E_DISPOSED')
+  )
+}
+
 class Transport<Events extends object> implements RedisTransport<Events> {
   readonly stream: string
   readonly deadLetterStream: string
@@ -394,11 +405,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
       return { id: fields[1]!, entryId }
     } catch (error) {
       this.#publishFailed++
-      if (
-        AideError.isInstance(error) &&
-        (error.code === 'E_TIMEOUT' || error.code === 'E_CANCELLED' || error.code === 'E_DISPOSED')
-      )
-        throw error
+      if (isOwnEnding(error)) throw error
       throw unavailable(`publish "${type}"`, error)
     }
   }
@@ -437,11 +444,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
       return out
     } catch (error) {
       this.#publishFailed += encoded.length
-      if (
-        AideError.isInstance(error) &&
-        (error.code === 'E_TIMEOUT' || error.code === 'E_CANCELLED' || error.code === 'E_DISPOSED')
-      )
-        throw error
+      if (isOwnEnding(error)) throw error
       throw unavailable('publishBatch', error)
     }
   }
@@ -475,11 +478,7 @@ class Transport<Events extends object> implements RedisTransport<Events> {
       )
     } catch (error) {
       await consumer.dispose()
-      if (
-        AideError.isInstance(error) &&
-        (error.code === 'E_TIMEOUT' || error.code === 'E_CANCELLED' || error.code === 'E_DISPOSED')
-      )
-        throw error
+      if (isOwnEnding(error)) throw error
       throw unavailable(`create group "${settings.group}"`, error)
     }
     this.#consumers.add(consumer)
