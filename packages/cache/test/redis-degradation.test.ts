@@ -147,4 +147,44 @@ describe('dispose with Redis unreachable', () => {
       await expect(tier.subscribed()).rejects.toMatchObject({ code: 'E_DISPOSED' })
     }
   }, 60_000)
+
+  it('settles when the server is paused (SIGSTOP) and never answers QUIT', async () => {
+    const paused = await startRedis()
+    try {
+      const tier = await redisTier({ url: paused.url, prefix: 'paused:' })
+      tier.subscribe(() => {})
+      await tier.subscribed()
+      expect(tier.stats().status).toBe('ready')
+      paused.pause()
+      const settled = await Promise.race([
+        tier.dispose().then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
+      ])
+      expect(settled).toBe(true)
+      expect(tier.stats().status).toBe('end')
+    } finally {
+      paused.resume()
+      await paused.stop()
+    }
+  }, 60_000)
+})
+
+describe('resubscribing after an outage', () => {
+  it('clears L1, whose copies may have missed invalidations meanwhile', async () => {
+    const own = await startRedis()
+    const l2 = await redisTier({ url: own.url, prefix: 'resub:', connectTimeoutMs: 200 })
+    const cache = createCache<string>({ l2, tierTimeoutMs: 300 })
+    try {
+      await l2.subscribed()
+      await cache.set('kept', 'v')
+      expect(cache.getIfPresent('kept')).toBe('v')
+      await own.kill()
+      await own.restart()
+      await until(() => cache.stats().invalidationsReceived > 0, 30_000, 'resubscribe')
+      expect(cache.getIfPresent('kept')).toBeUndefined()
+    } finally {
+      await cache.dispose()
+      await own.stop()
+    }
+  }, 60_000)
 })

@@ -68,6 +68,36 @@ describe('redis tier', () => {
     await tier.dispose()
   })
 
+  it('gives tag sets an expiry no shorter than their entries and no longer than needed', async () => {
+    const prefix = freshPrefix()
+    const tier = await redisTier({ url: redis.url, prefix })
+    const now = Date.now()
+    const entry = (ttlMs: number) => ({
+      value: 1,
+      createdAt: now,
+      expiresAt: now + ttlMs,
+      staleUntil: now + ttlMs,
+      tags: ['t'],
+    })
+    const tagTtl = () => tier.client.pttl(`${prefix}t:t`)
+    // A new tag set expires with its first entry (it used to live for ever).
+    await tier.set('a', entry(60_000))
+    expect(await tagTtl()).toBeGreaterThan(50_000)
+    expect(await tagTtl()).toBeLessThanOrEqual(60_000)
+    // A longer-lived entry extends it; a shorter one does not shorten it.
+    await tier.set('b', entry(600_000))
+    expect(await tagTtl()).toBeGreaterThan(500_000)
+    await tier.set('c', entry(1_000))
+    expect(await tagTtl()).toBeGreaterThan(500_000)
+    // An entry that never expires makes the set persistent, and a finite one after it does not undo that.
+    await tier.set('d', { ...entry(0), expiresAt: Infinity, staleUntil: Infinity })
+    expect(await tagTtl()).toBe(-1)
+    await tier.set('e', entry(1_000))
+    expect(await tagTtl()).toBe(-1)
+    expect(await tier.deleteByTag('t')).toBe(5)
+    await tier.dispose()
+  })
+
   it('keeps prefixes apart and clear() only removes its own keys', async () => {
     const a = await redisTier({ url: redis.url, prefix: freshPrefix() })
     const b = await redisTier({ url: redis.url, prefix: freshPrefix() })

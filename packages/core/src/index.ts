@@ -69,6 +69,7 @@ export {
   type TraceSpan,
   toTraceDocument,
 } from './services/trace.js'
+export { assertClock, assertEventSink, assertLogger, guardEventSink } from './sinks.js'
 export {
   type Counter,
   DEFAULT_BUCKETS,

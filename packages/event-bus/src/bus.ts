@@ -728,7 +728,9 @@ class Bus<Events extends object> implements EventBus<Events> {
   ): void {
     sub.delivered--
     stats.delivered--
-    result.then(
+    // Promise.resolve adopts a malformed thenable (one whose then() throws)
+    // as a rejection, instead of a throw here; a native promise passes as is.
+    Promise.resolve(result).then(
       () => {
         sub.delivered++
         stats.delivered++
@@ -987,7 +989,8 @@ class Bus<Events extends object> implements EventBus<Events> {
       return now
     }
     if (result !== undefined && isThenable(result)) {
-      result.then(
+      // See #watch: a then() that throws becomes this delivery's failure.
+      Promise.resolve(result).then(
         () => {
           this.#complete(sub, item, true, this.#clock.now())
           this.#pump(sub)

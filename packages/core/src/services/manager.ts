@@ -9,6 +9,7 @@ import { systemClock } from '../clock.js'
 import { isDisposable } from '../disposable.js'
 import { AideError, invalidInput, toAideError } from '../errors.js'
 import type { EventSink } from '../interfaces.js'
+import { assertClock, assertEventSink, assertLogger, guardEventSink } from '../sinks.js'
 import { type Logger, noopLogger } from '../telemetry.js'
 import { assertFunction, assertNumber, assertObject, assertString } from '../validate.js'
 import { PrioritySemaphore } from './semaphore.js'
@@ -241,7 +242,7 @@ export class ServiceManager implements AsyncDisposable {
   readonly #now: () => number
   readonly #origin: number
   readonly #logger: Logger
-  readonly #events: EventSink<ServiceManagerEvents> | undefined
+  readonly #events: EventSink<ServiceManagerEvents>
   #inflight = new Set<Promise<unknown>>()
   #disposing: Promise<void> | undefined
 
@@ -257,13 +258,17 @@ export class ServiceManager implements AsyncDisposable {
     if (options.defaultInitTimeoutMs !== undefined) {
       assertNumber(options.defaultInitTimeoutMs, 'options.defaultInitTimeoutMs', { min: 0 })
     }
+    if (options.clock !== undefined) assertClock(options.clock, 'options.clock')
+    if (options.logger !== undefined) assertLogger(options.logger, 'options.logger')
+    if (options.events !== undefined) assertEventSink(options.events, 'options.events')
     this.#defaultTimeout = options.defaultInitTimeoutMs
     this.#clock = options.clock ?? systemClock
     const clock = options.clock
     this.#now = clock ? () => clock.now() : () => performance.now()
     this.#origin = this.#now()
     this.#logger = options.logger ?? noopLogger
-    this.#events = options.events
+    // A sink that throws must not wedge an initialisation half-way through.
+    this.#events = guardEventSink(options.events, this.#logger, 'services')
   }
 
   /**
@@ -511,11 +516,11 @@ export class ServiceManager implements AsyncDisposable {
       entry.state = DISPOSED
       try {
         await (entry.disposer ?? defaultDispose)(entry.value)
-        this.#events?.emit('service-dispose', { name: entry.name })
+        this.#events.emit('service-dispose', { name: entry.name })
       } catch (error) {
         failures.push({ service: entry.name, error })
         this.#logger.error({ service: entry.name, err: error }, 'services: disposer failed')
-        this.#events?.emit('service-dispose-error', { name: entry.name, error })
+        this.#events.emit('service-dispose-error', { name: entry.name, error })
       }
       entry.value = undefined
       entry.promise = undefined
@@ -731,7 +736,7 @@ export class ServiceManager implements AsyncDisposable {
       })
     }
     entry.attempts++
-    this.#events?.emit('service-init-start', { name: entry.name, chain: chainNames(chain) })
+    this.#events.emit('service-init-start', { name: entry.name, chain: chainNames(chain) })
     const context: FactoryContext = {
       get signal() {
         return getController().signal
@@ -835,7 +840,7 @@ export class ServiceManager implements AsyncDisposable {
       chain,
       deps: entry.depNames,
     })
-    this.#events?.emit('service-init-end', { name: entry.name, durationMs: entry.initMs })
+    this.#events.emit('service-init-end', { name: entry.name, durationMs: entry.initMs })
     this.#logger.debug({ service: entry.name, initMs: entry.initMs }, 'services: initialised')
   }
 
@@ -870,7 +875,7 @@ export class ServiceManager implements AsyncDisposable {
     entry.promise = undefined
     entry.lastError = failure
     if (own) {
-      this.#events?.emit('service-init-error', { name: entry.name, chain, error: failure })
+      this.#events.emit('service-init-error', { name: entry.name, chain, error: failure })
       this.#logger.warn({ service: entry.name, chain, err: failure }, failure.message)
     }
     return failure
