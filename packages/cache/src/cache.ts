@@ -226,6 +226,9 @@ class TierHandle {
       return result
     } catch (cause) {
       this.#latency(started)
+      // A value the tier cannot encode is the caller's error, not the tier's:
+      // it reaches the caller (see #write) and does not count against the breaker.
+      if (operation === 'set' && isAideError(cause) && cause.code === 'E_SERIALIZE') throw cause
       this.errors++
       this.failures++
       const error = isAideError(cause)
@@ -412,9 +415,31 @@ function validateTtl(value: unknown, field: string): void {
 function validateTags(tags: unknown, field: string): void {
   if (tags === undefined) return
   if (!Array.isArray(tags)) throw invalidInput(field, 'must be an array of strings')
-  tags.forEach((tag, index) => {
-    assertString(tag, `${field}[${index}]`, { maxLength: 512 })
-  })
+  tags.forEach((tag, index) => validateTag(tag, `${field}[${index}]`))
+}
+
+function validateTag(tag: unknown, field: string): void {
+  assertString(tag, field, { maxLength: 512 })
+  assertWellFormed(tag, field)
+  if (tag.startsWith(NAMESPACE_TAG)) {
+    throw invalidInput(
+      field,
+      `must not start with "${NAMESPACE_TAG}", which namespaces use for their own entries`,
+    )
+  }
+}
+
+/** The tag every entry of a namespaced view carries, followed by the view's prefix. */
+const NAMESPACE_TAG = '@ns:'
+
+/**
+ * Rejects a string with a lone surrogate: encoded as UTF-8 (Redis keys, disk
+ * file names) it would become U+FFFD and share its storage with other strings.
+ */
+function assertWellFormed(value: string, field: string): void {
+  if (!(value as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw invalidInput(field, 'must not contain a lone surrogate (ill-formed UTF-16)')
+  }
 }
 
 const MAX_KEY_LENGTH = 2048
@@ -448,6 +473,7 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
     if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH) {
       assertString(key, 'key', { maxLength: MAX_KEY_LENGTH })
     }
+    assertWellFormed(key as string, 'key')
     return this.#prefix === '' ? (key as string) : this.#prefix + (key as string)
   }
 
@@ -606,11 +632,19 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
   async #write(full: string, entry: StoredEntry): Promise<void> {
     const shared = this.#shared
     shared.l1?.setEntry(full, entry)
-    await Promise.all(
-      shared.lower.map((handle) =>
-        handle.call('set', (signal) => handle.tier.set(full, entry, { signal }), undefined),
-      ),
-    )
+    try {
+      await Promise.all(
+        shared.lower.map((handle) =>
+          handle.call('set', (signal) => handle.tier.set(full, entry, { signal }), undefined),
+        ),
+      )
+    } catch (error) {
+      // The value cannot be stored below (E_SERIALIZE: a tier encodes before it
+      // writes, so its old entry is intact). Take it out of L1 too, so that no
+      // tier serves a value the set was refused for.
+      shared.l1?.deleteEntry(full)
+      throw error
+    }
     await shared.publish({ op: 'set', keys: [full] })
   }
 
@@ -898,7 +932,7 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
   async deleteByTag(tag: string, options?: DeadlineOptions): Promise<number> {
     const shared = this.#shared
     shared.assertOpen()
-    assertString(tag, 'tag', { maxLength: 512 })
+    validateTag(tag, 'tag')
     validateDeadlineOptions(options)
     return this.#deleteTag(this.#prefix + tag, options)
   }
@@ -949,9 +983,14 @@ export class MultiLevelCache<V = unknown> implements CacheLike<V>, Disposable {
    * stats with this cache. `clear()` on the view clears only its entries.
    */
   namespace<T = V>(name: string): MultiLevelCache<T> {
+    this.#shared.assertOpen()
     assertString(name, 'name', { maxLength: 256 })
+    assertWellFormed(name, 'name')
     const prefix = `${this.#prefix}${name}:`
-    return new MultiLevelCache<T>(this.#shared, prefix, [...this.#namespaceTags, `@ns:${prefix}`])
+    return new MultiLevelCache<T>(this.#shared, prefix, [
+      ...this.#namespaceTags,
+      `${NAMESPACE_TAG}${prefix}`,
+    ])
   }
 
   /** Plain-data stats per tier and for loads. */

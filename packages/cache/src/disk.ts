@@ -19,6 +19,7 @@ import {
   assertString,
   type Clock,
   type DeadlineOptions,
+  invalidInput,
   systemClock,
   throwIfAborted,
 } from '@aide/core'
@@ -112,6 +113,11 @@ export class DiskTier implements CacheTier {
   }
 
   #path(key: string): string {
+    // File names come from the UTF-8 bytes of the key, where every lone
+    // surrogate becomes U+FFFD: such keys would share one file.
+    if (typeof key !== 'string' || !(key as string & { isWellFormed(): boolean }).isWellFormed()) {
+      throw invalidInput('key', 'must be a string without lone surrogates (well-formed UTF-16)')
+    }
     const digest = createHash('sha256').update(key).digest('hex')
     return join(this.dir, digest.slice(0, 2), `${digest.slice(2)}.entry`)
   }

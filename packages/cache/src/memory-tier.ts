@@ -16,6 +16,7 @@ import {
   assertObject,
   assertOneOf,
   type Clock,
+  invalidInput,
   systemClock,
 } from '@aide/core'
 import { isUsable, type StoredEntry } from './entry.js'
@@ -517,6 +518,14 @@ export class MemoryTier implements CacheTier {
   /** Stores `entry` under `key`. An entry heavier than `maxBytes` is not stored. */
   setEntry(key: string, entry: StoredEntry): void {
     const weight = this.#weigher ? this.#weigher(key, entry.value) : 0
+    // Checked before anything changes: a NaN, negative or string weight would
+    // corrupt the byte count (and so the byte budget) for the tier's lifetime.
+    if (typeof weight !== 'number' || !(weight >= 0) || weight === Number.POSITIVE_INFINITY) {
+      throw invalidInput(
+        'options.weigher',
+        `returned ${typeof weight === 'number' ? weight : typeof weight} for key "${key}"; it must return a finite number >= 0`,
+      )
+    }
     const flags =
       (entry.staleUntil === Number.POSITIVE_INFINITY ? 0 : EXPIRES) |
       (entry.expiresAt === Number.POSITIVE_INFINITY ? 0 : FRESH_UNTIL)
