@@ -5,11 +5,14 @@
  */
 import {
   AideError,
+  assertClock,
+  assertLogger,
   assertNumber,
   assertObject,
   assertOneOf,
   type Clock,
   type EventSink,
+  guardEventSink,
   invalidInput,
   type Logger,
   type Meter,
@@ -18,6 +21,7 @@ import {
   systemClock,
   type TimerHandle,
 } from '@aide/core'
+import { guardLogger } from './guard.js'
 import { assertMeterOptions, type MetricSpec, startMetrics } from './metrics.js'
 import { CLASS_COUNT, classIndex, classSize, MAX_CLASS_SIZE } from './size-classes.js'
 
@@ -509,14 +513,8 @@ export class BufferPool {
     })
     assertBoolean(debug, 'options.debug')
     assertBoolean(detectLeaks, 'options.detectLeaks')
-    assertObject(clock, 'options.clock')
-    if (typeof clock.now !== 'function' || typeof clock.setInterval !== 'function') {
-      throw invalidInput(
-        'options.clock',
-        'must implement Clock (now, setTimeout, setInterval, clearTimer)',
-      )
-    }
-    assertObject(logger, 'options.logger')
+    assertClock(clock, 'options.clock')
+    assertLogger(logger, 'options.logger')
     assertObject(events, 'options.events')
     if (typeof events.emit !== 'function')
       throw invalidInput('options.events.emit', 'must be a function')
@@ -541,8 +539,10 @@ export class BufferPool {
     this.#maxFreePerClass = maxFreeBytesPerClass
     this.#debug = debug
     this.#clock = clock
-    this.#logger = logger
-    this.#events = events
+    // Sinks are called from the compaction timer and the leak finaliser: one that throws is
+    // logged, never propagated.
+    this.#logger = guardLogger(logger)
+    this.#events = guardEventSink(events, this.#logger, name)
     this.#compaction = compactionSettings
     if (compactionSettings) {
       this.#timer = clock.setInterval(

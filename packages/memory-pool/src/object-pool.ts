@@ -5,14 +5,17 @@
 import {
   AideError,
   assertFunction,
+  assertLogger,
   assertNumber,
   assertObject,
   type EventSink,
+  guardEventSink,
   invalidInput,
   type Logger,
   noopEventSink,
   noopLogger,
 } from '@aide/core'
+import { guardLogger } from './guard.js'
 
 /** Events an {@link ObjectPool} reports through its `events` sink. */
 export interface ObjectPoolEvents {
@@ -140,6 +143,7 @@ export class ObjectPool<T extends object> {
     if (typeof debug !== 'boolean') throw invalidInput('options.debug', 'must be a boolean')
     if (typeof detectLeaks !== 'boolean')
       throw invalidInput('options.detectLeaks', 'must be a boolean')
+    assertLogger(logger, 'options.logger')
     assertObject(events, 'options.events')
     assertFunction(events.emit, 'options.events.emit')
     this.name = name
@@ -148,8 +152,9 @@ export class ObjectPool<T extends object> {
     this.#max = max
     this.#maxInUse = maxInUse
     this.#debug = debug
-    this.#logger = logger
-    this.#events = events
+    // Sinks are called from the leak finaliser: one that throws is logged, never propagated.
+    this.#logger = guardLogger(logger)
+    this.#events = guardEventSink(events, this.#logger, name)
     if (detectLeaks) this.#registry = new FinalizationRegistry((stack) => this.#onLeak(stack))
   }
 

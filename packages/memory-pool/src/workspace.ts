@@ -9,7 +9,9 @@ import { open, realpath, stat } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import {
   AideError,
+  assertClock,
   assertFunction,
+  assertLogger,
   assertNumber,
   assertObject,
   assertOneOf,
@@ -18,6 +20,7 @@ import {
   type DeadlineOptions,
   type Disposable,
   type EventSink,
+  guardEventSink,
   invalidInput,
   type Logger,
   type Meter,
@@ -30,6 +33,7 @@ import {
   validateDeadlineOptions,
   withDeadline,
 } from '@aide/core'
+import { guardLogger } from './guard.js'
 import { assertMeterOptions, type MetricSpec, startMetrics } from './metrics.js'
 
 /** Why a file's cached content was dropped. */
@@ -234,21 +238,19 @@ export class WorkspaceMemory {
       min: 1,
       max: 64,
     })
-    assertObject(logger, 'options.logger')
+    assertLogger(logger, 'options.logger')
     assertObject(events, 'options.events')
     assertFunction(events.emit, 'options.events.emit')
-    if (meter !== undefined) {
-      assertMeterOptions(meter, metricsIntervalMs)
-      assertObject(clock, 'options.clock')
-      assertFunction(clock.setInterval, 'options.clock.setInterval')
-    }
+    assertClock(clock, 'options.clock')
+    if (meter !== undefined) assertMeterOptions(meter, metricsIntervalMs)
     this.root = resolve(root)
     this.#maxBytes = maxBytes
     this.#maxFileBytes = maxFileBytes
     this.#watch = watch
     this.#prefetchConcurrency = prefetchConcurrency
-    this.#logger = logger
-    this.#events = events
+    // Sinks are called from watchers and mid-update: one that throws is logged, never propagated.
+    this.#logger = guardLogger(logger)
+    this.#events = guardEventSink(events, this.#logger, 'workspace-memory')
     if (meter !== undefined) {
       const counter = (name: string, help: string, read: () => number): MetricSpec => ({
         kind: 'counter',
@@ -513,6 +515,7 @@ export class WorkspaceMemory {
   async #runLoad(key: string, load: Load): Promise<Entry> {
     const absolute = join(this.root, key)
     const directories = new Set<string>()
+    let inserted: Entry | undefined
     try {
       for (let attempt = 1; ; attempt++) {
         load.stale = false
@@ -551,11 +554,16 @@ export class WorkspaceMemory {
           directories: [...directories],
           verify: !watched || load.stale,
         }
+        inserted = entry
         this.#insert(entry)
         return entry
       }
     } catch (error) {
-      if (!this.#disposed) for (const directory of directories) this.#releaseName(directory, key)
+      if (!this.#disposed) {
+        // Never leave a failed load's entry resident: its watches are released below, so it would go stale.
+        if (inserted) this.#drop(inserted)
+        for (const directory of directories) this.#releaseName(directory, key)
+      }
       throw error
     }
   }
