@@ -118,8 +118,15 @@ export interface MetricFamilySnapshot {
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 
-function labelKey(labels: Labels | undefined): string {
+/**
+ * The key of a series, checking the label names on the way. `le` is reserved
+ * on histograms: the exposition adds it to every bucket.
+ */
+function labelKey(labels: Labels | undefined, histogram = false): string {
   if (!labels) return ''
+  if (typeof labels !== 'object' || Array.isArray(labels)) {
+    throw invalidInput('labels', 'must be an object of label names to values')
+  }
   const names = Object.keys(labels)
   if (names.length === 0) return ''
   names.sort()
@@ -128,9 +135,33 @@ function labelKey(labels: Labels | undefined): string {
     if (!LABEL_NAME.test(name) || name.startsWith('__')) {
       throw invalidInput(`labels.${name}`, 'is not a valid Prometheus label name')
     }
+    if (histogram && name === 'le') {
+      throw invalidInput(`labels.${name}`, 'is reserved for the buckets of a histogram')
+    }
     key += `${name}\u0000${String(labels[name])}\u0001`
   }
   return key
+}
+
+/** Checks a recorded value: a finite number (>= 0 for counters), else E_INVALID_INPUT. */
+function checkValue(
+  value: unknown,
+  instrument: string,
+  nonNegative = false,
+): asserts value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    const got =
+      typeof value === 'string'
+        ? `string ${JSON.stringify(value)}`
+        : value === null
+          ? 'null'
+          : typeof value === 'number'
+            ? String(value)
+            : typeof value
+    throw invalidInput('value', `of ${instrument} must be a finite number, got ${got}`)
+  }
+  if (nonNegative && value < 0)
+    throw invalidInput('value', `of ${instrument} must be >= 0, got ${value}`)
 }
 
 function normaliseLabels(labels: Labels | undefined): Record<string, string> {
@@ -167,8 +198,7 @@ export class InMemoryMeter implements Meter {
     const family = this.#family(name, options, 'counter')
     return {
       inc: (value = 1, labels) => {
-        if (!(value >= 0))
-          throw invalidInput('value', `of counter ${name} must be >= 0, got ${value}`)
+        checkValue(value, `counter ${name}`, true)
         this.#series(family, labels).value += value
       },
     }
@@ -178,12 +208,15 @@ export class InMemoryMeter implements Meter {
     const family = this.#family(name, options, 'gauge')
     return {
       set: (value, labels) => {
+        checkValue(value, `gauge ${name}`)
         this.#series(family, labels).value = value
       },
       inc: (value = 1, labels) => {
+        checkValue(value, `gauge ${name}`)
         this.#series(family, labels).value += value
       },
       dec: (value = 1, labels) => {
+        checkValue(value, `gauge ${name}`)
         this.#series(family, labels).value -= value
       },
     }
@@ -200,6 +233,7 @@ export class InMemoryMeter implements Meter {
     const family = this.#family(name, options, 'histogram', buckets)
     return {
       observe: (value, labels) => {
+        checkValue(value, `histogram ${name}`)
         const series = this.#series(family, labels)
         const counts = series.counts!
         for (let i = 0; i < family.buckets.length; i++)
@@ -272,7 +306,7 @@ export class InMemoryMeter implements Meter {
   }
 
   #series(family: Family, labels: Labels | undefined) {
-    const key = labelKey(labels)
+    const key = labelKey(labels, family.type === 'histogram')
     let series = family.series.get(key)
     if (!series) {
       series =

@@ -1,11 +1,19 @@
 /**
  * Token buckets and tenant budgets: the limits cockatiel does not provide.
- * Both read time from an injected `Clock`, so tests drive them exactly.
+ * Both read time from an injected `Clock` (the system clock by default), so tests drive them exactly.
  */
-import type { Clock } from '@aide/core'
+import { assertFunction, assertNumber, assertObject, type Clock, systemClock } from '@aide/core'
 import type { RateLimit } from './types.js'
 
-/** A token bucket refilled continuously at `requestsPerSecond`, holding at most `burst` tokens. */
+function checkClock(clock: Clock): void {
+  assertObject(clock, 'clock')
+  assertFunction(clock.now, 'clock.now')
+}
+
+/**
+ * A token bucket refilled continuously at `requestsPerSecond`, holding at most `burst` tokens.
+ * `requestsPerSecond` is a finite number >= 0 and `burst` one >= 1, else `E_INVALID_INPUT`.
+ */
 export class TokenBucket {
   readonly capacity: number
   readonly #perMs: number
@@ -13,7 +21,11 @@ export class TokenBucket {
   #tokens: number
   #last: number
 
-  constructor(limit: RateLimit, clock: Clock) {
+  constructor(limit: RateLimit, clock: Clock = systemClock) {
+    assertObject(limit, 'limit')
+    assertNumber(limit.requestsPerSecond, 'limit.requestsPerSecond', { min: 0 })
+    if (limit.burst !== undefined) assertNumber(limit.burst, 'limit.burst', { min: 1 })
+    checkClock(clock)
     this.capacity = limit.burst ?? Math.max(1, limit.requestsPerSecond)
     this.#perMs = limit.requestsPerSecond / 1000
     this.#clock = clock
@@ -45,7 +57,11 @@ export class TokenBucket {
   }
 }
 
-/** Spending in fixed periods aligned to multiples of `periodMs` on the clock. */
+/**
+ * Spending in fixed periods aligned to multiples of `periodMs` on the clock.
+ * `limit` is a finite number >= 0, `periodMs` one >= 1, and charges finite numbers >= 0,
+ * else `E_INVALID_INPUT`.
+ */
 export class Budget {
   readonly limit: number
   readonly periodMs: number
@@ -53,7 +69,10 @@ export class Budget {
   #periodStart: number
   #spent = 0
 
-  constructor(limit: number, periodMs: number, clock: Clock) {
+  constructor(limit: number, periodMs: number, clock: Clock = systemClock) {
+    assertNumber(limit, 'limit', { min: 0 })
+    assertNumber(periodMs, 'periodMs', { min: 1 })
+    checkClock(clock)
     this.limit = limit
     this.periodMs = periodMs
     this.#clock = clock
@@ -71,8 +90,9 @@ export class Budget {
     return Math.max(0, this.limit - this.spent)
   }
 
-  /** Records spending. */
+  /** Records spending (a finite number >= 0). */
   charge(cost: number): void {
+    assertNumber(cost, 'cost', { min: 0 })
     this.#roll()
     this.#spent += cost
   }
