@@ -242,6 +242,33 @@ describe('ServiceManager: failures and timeouts', () => {
     await vi.waitFor(() => expect(dispose).toHaveBeenCalledWith(instance))
     expect(manager.state(Db)).toBe('failed')
   })
+
+  it('applies the manager’s defaultInitTimeoutMs to services that set no initTimeoutMs', async () => {
+    const clock = new ManualClock()
+    let factorySignal: AbortSignal | undefined
+    const manager = new ServiceManager({ clock, defaultInitTimeoutMs: 200 }).register(Db, {
+      factory: (_deps, { signal }) => {
+        factorySignal = signal
+        return new Promise<{ url: string; closed: boolean }>(() => undefined)
+      },
+    })
+    let outcome: unknown
+    manager.get(Db).then(
+      () => (outcome = 'resolved'),
+      (error: unknown) => (outcome = error),
+    )
+    await clock.advanceAsync(199)
+    expect(outcome).toBeUndefined()
+    expect(manager.state(Db)).toBe('initializing')
+    await clock.advanceAsync(1)
+    expect(outcome).toMatchObject({
+      code: 'E_TIMEOUT',
+      message: 'services: "db" did not initialise within 200 ms (chain: db)',
+      details: { service: 'db', chain: ['db'] },
+    })
+    expect(factorySignal?.aborted).toBe(true)
+    expect(manager.state(Db)).toBe('failed')
+  })
 })
 
 describe('ServiceManager: budget and priorities', () => {
@@ -472,6 +499,50 @@ describe('ServiceManager: observability', () => {
       }
     }
     expect(trace.displayTimeUnit).toBe('ms')
+  })
+
+  it('emits service-init-error for a failing factory and service-dispose / service-dispose-error on teardown', async () => {
+    const events: Array<[keyof ServiceManagerEvents, unknown]> = []
+    const broken = defineService<number>('broken')
+    const a = defineService<object>('a')
+    const b = defineService<object>('b')
+    const refusal = new Error('b would not close')
+    const manager = new ServiceManager({
+      events: { emit: (type, payload) => void events.push([type, payload]) },
+    })
+      .register(broken, {
+        factory: async () => {
+          throw new Error('ECONNREFUSED')
+        },
+      })
+      .register(a, { factory: () => ({}), dispose: () => undefined })
+      .register(b, {
+        deps: [a],
+        factory: () => ({}),
+        dispose: async () => {
+          throw refusal
+        },
+      })
+    const initError = (await manager.get(broken).catch((e: unknown) => e)) as AideError
+    expect(initError.code).toBe('E_INIT')
+    await manager.get(b)
+    await expect(manager.dispose()).rejects.toMatchObject({ code: 'E_DISPOSE' })
+    expect(events).toEqual([
+      ['service-init-start', { name: 'broken', chain: ['broken'] }],
+      ['service-init-error', { name: 'broken', chain: ['broken'], error: initError }],
+      ['service-init-start', { name: 'a', chain: ['b', 'a'] }],
+      ['service-init-end', { name: 'a', durationMs: expect.any(Number) }],
+      ['service-init-start', { name: 'b', chain: ['b'] }],
+      ['service-init-end', { name: 'b', durationMs: expect.any(Number) }],
+      // Reverse order of initialisation: b's disposer fails, a is still disposed.
+      ['service-dispose-error', { name: 'b', error: refusal }],
+      ['service-dispose', { name: 'a' }],
+    ])
+    const reported = events[1]![1] as ServiceManagerEvents['service-init-error']
+    expect(reported.error).toBe(initError)
+    expect(reported.error.message).toBe(
+      'services: "broken" failed to initialise (chain: broken): ECONNREFUSED',
+    )
   })
 
   it('registerValue holds a ready-made instance without owning its disposal', async () => {

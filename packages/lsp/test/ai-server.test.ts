@@ -8,6 +8,7 @@ import {
   InitializeRequest,
   WorkDoneProgressCreateRequest,
 } from 'vscode-languageserver-protocol'
+import { createOrchestratorCompletionProvider } from '../src/adapters.ts'
 import { type AiLanguageServer, createAiLanguageServer } from '../src/ai-server.ts'
 import type { CompletionProvider } from '../src/index.ts'
 import { createInMemoryLspPair, type InMemoryLspPair } from '../src/node.ts'
@@ -113,6 +114,38 @@ describe('createAiLanguageServer', () => {
     expect(server.stats().services.services.find((s) => s.name === 'completion-model')?.state).toBe(
       'ready',
     )
+  })
+
+  it('merges the model’s suggestions with the context provider’s by confidence', async () => {
+    // The provider the assembled server wraps around its orchestrator (and so the shipped
+    // model): its suggestions carry no confidence of their own.
+    const model = createOrchestratorCompletionProvider({
+      orchestrator: {
+        run: async () => ({ text: 'ubtotal()', model: 'local', cached: false }) as never,
+      },
+    })
+    const { pair, server } = await start({ loadModel: async () => model })
+    await eventually(() => server.stats().model.state === 'ready')
+    const line = 'const subtotal = computeS'
+    await pair.client.sendNotification('textDocument/didChange', {
+      textDocument: { uri, version: 2 },
+      contentChanges: [
+        { text: `const subtotal = computeSubtotal(order.items, order.taxRate)\n${line}` },
+      ],
+    })
+    await eventually(() => server.documents.version(uri) === 2)
+    const result = (await pair.client.sendRequest('textDocument/completion', {
+      textDocument: { uri },
+      position: { line: 1, character: line.length },
+    })) as { items: Array<{ label: string; detail: string }> }
+    expect(result.items.map((i) => [i.label, i.detail])).toEqual([
+      // The long repeated continuation outranks the model...
+      ['computeSubtotal(order.items, order.taxRate)', 'aide: from context'],
+      ['computeSubtotal()', 'aide: local'],
+      // ...which outranks a one-off identifier completion.
+      ['computeSubtotal', 'aide: from context'],
+    ])
+    expect(server.stats().model).toMatchObject({ answered: 1 })
   })
 
   it('loads the model lazily on first completion when preloading is off', async () => {

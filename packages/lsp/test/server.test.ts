@@ -16,6 +16,7 @@ import {
   createContextCompletionProvider,
   createLanguageServer,
   type DiagnosticsProvider,
+  isSuperseded,
   type CompletionRequest as ProviderRequest,
 } from '../src/index.ts'
 import { createInMemoryLspPair } from '../src/node.ts'
@@ -273,6 +274,36 @@ describe('language server over an in-memory connection', () => {
     const published = await eventually(() => s.diagnostics.find((d) => d.version === 5))
     expect(published.diagnostics[0]!.message).toBe('v5')
     expect(s.diagnostics.every((d) => d.version === 5)).toBe(true)
+  })
+
+  it('a newer edit aborts the signal of the diagnostics run in flight for the older version', async () => {
+    const signals = new Map<number, AbortSignal>()
+    const held: DiagnosticsProvider = {
+      name: 'held',
+      async provideDiagnostics(document, { signal }) {
+        signals.set(document.version, signal)
+        // Version 1 runs until it is cancelled; later versions answer at once.
+        if (document.version === 1)
+          await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+        return [
+          {
+            range: { start: { line: 0, character: 0 }, end: { line: 0, character: 1 } },
+            message: `v${document.version}`,
+          },
+        ]
+      },
+    }
+    const s = await session({ diagnostics: held, settings: noDebounce })
+    await s.open(uri, 'a')
+    const older = await eventually(() => signals.get(1))
+    expect(older.aborted).toBe(false)
+    await s.change(uri, 2, [{ text: 'b' }])
+    const published = await eventually(() => s.diagnostics.find((d) => d.version === 2))
+    expect(published.diagnostics.map((d) => d.message)).toEqual(['v2'])
+    expect(older.aborted).toBe(true)
+    expect(isSuperseded(older.reason)).toBe(true)
+    expect(signals.get(2)!.aborted).toBe(false)
+    expect(s.diagnostics.map((d) => d.version)).toEqual([2])
   })
 
   it('coalesces rapid edits inside the diagnostics debounce into one run (manual clock)', async () => {

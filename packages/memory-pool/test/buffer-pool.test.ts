@@ -511,6 +511,38 @@ describe('BufferPool', () => {
     expect(warnings).toEqual([event?.payload])
   })
 
+  it('does not reuse the buffer of a leaked handle (views of it may live on)', async () => {
+    const pool = makePool({ detectLeaks: true })
+    let kept: Uint8Array | undefined
+    ;(function leak() {
+      const handle = pool.acquire(8 * KiB)
+      // A view that outlives the handle: the leaked buffer must never be handed out again.
+      kept = handle.bytes()
+      kept.fill(7)
+    })()
+    await collectUntil(() => pool.stats().leaked === 1)
+    const before = pool.stats()
+    expect(before).toMatchObject({
+      leaked: 1,
+      freeBytes: 0,
+      inUseBytes: 0,
+      outstandingHandles: 0,
+      hits: 0,
+      misses: 1,
+    })
+    const next = pool.acquire(8 * KiB)
+    expect(pool.stats()).toMatchObject({ hits: 0, misses: 2, freeBytes: 0 })
+    expect(pool.stats().classes.find((c) => c.capacity === 8 * KiB)).toMatchObject({
+      hits: 0,
+      misses: 2,
+      free: 0,
+    })
+    expect(next.buffer).not.toBe(kept!.buffer)
+    next.bytes().fill(1)
+    expect(kept!.every((byte) => byte === 7)).toBe(true)
+    next.release()
+  })
+
   it('does not report released handles as leaks', async () => {
     const pool = makePool({ detectLeaks: true })
     let ref: WeakRef<PoolHandle> | undefined

@@ -16,6 +16,9 @@ export type Scenario =
   | 'flaky-503'
   | 'status-401'
   | 'status-404'
+  | 'status-403'
+  | 'status-408'
+  | 'status-409'
   | 'context-length'
   | 'stall'
   | 'slow-first-token'
@@ -169,6 +172,12 @@ export async function startFakeProvider(): Promise<FakeProvider> {
         })
       case 'status-404':
         return json(res, 404, { error: { message: `The model ${model} does not exist` } })
+      case 'status-403':
+        return json(res, 403, { error: { message: 'Project does not have access to this model' } })
+      case 'status-408':
+        return json(res, 408, { error: { message: 'Request timed out' } })
+      case 'status-409':
+        return json(res, 409, { error: { message: 'Conflict: the model is being updated' } })
       case 'context-length':
         return json(res, 400, {
           error: {

@@ -205,6 +205,33 @@ describe('remote provider: each fault', () => {
     expect((await failover.run({ task: 'chat', input: chat })).model).toBe('good')
   })
 
+  for (const [status, code, tries] of [
+    [403, 'E_PERMISSION', 1],
+    [408, 'E_TIMEOUT', 2],
+    [409, 'E_UNAVAILABLE', 2],
+  ] as const) {
+    it(`HTTP ${status} is ${code}, ${tries === 1 ? 'not retried' : 'retried once'}, then fails over`, async () => {
+      const scenario = `status-${status}` as Scenario
+      const before = provider.count(scenario)
+      const orchestrator = makeOrchestrator([remote('bad', scenario), remote('good', 'ok')])
+      const result = await orchestrator.run({ task: 'chat', input: chat })
+      expect(result.model).toBe('good')
+      expect(result.attempts.map((a) => [a.model, a.outcome, a.code])).toEqual([
+        ...Array.from({ length: tries }, () => ['bad', 'failure', code]),
+        ['good', 'success', undefined],
+      ])
+      expect(provider.count(scenario) - before).toBe(tries)
+
+      const single = makeOrchestrator([remote('bad', scenario)])
+      const error = await capture(single.run({ task: 'chat', input: chat }))
+      expect(error.code).toBe(code)
+      expect(error.isRetryable).toBe(code !== 'E_PERMISSION')
+      expect(error.details.status ?? (error.cause as AideError).details.status).toBe(status)
+      expect(provider.count(scenario) - before).toBe(2 * tries)
+      await Promise.all([orchestrator.dispose(), single.dispose()])
+    })
+  }
+
   it('HTTP 404 (unknown model) is E_NOT_FOUND and fails over', async () => {
     const orchestrator = makeOrchestrator([remote('missing', 'status-404'), remote('good', 'ok')])
     const result = await orchestrator.run({ task: 'chat', input: chat })

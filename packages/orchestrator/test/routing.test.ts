@@ -1,4 +1,4 @@
-import { AideError, type CacheLike, InMemoryMeter, isAideError } from '@aide/core'
+import { AideError, type CacheLike, InMemoryMeter, isAideError, ManualClock } from '@aide/core'
 import { describe, expect, it } from 'vitest'
 import {
   type Candidate,
@@ -401,6 +401,49 @@ describe('results, cache and shared requests', () => {
     expect(stats.models[0]!.latencyMs.samples).toBe(5)
     expect(stats.models[0]!.latencyMs.p99).toBeGreaterThanOrEqual(stats.models[0]!.latencyMs.p50)
     expect(JSON.parse(JSON.stringify(stats))).toEqual(stats)
+  })
+
+  it('records aide_orchestrator_request_seconds for successful requests, labelled by model', async () => {
+    const meter = new InMemoryMeter()
+    const clock = new ManualClock()
+    const failing = model('a', { backend: mockBackend({ reply: unavailableError('a is down') }) })
+    // Each successful call takes 300 ms on the orchestrator's clock.
+    const slow = model('b', {
+      backend: mockBackend({
+        reply: () => {
+          clock.set(clock.now() + 300)
+          return 'from b'
+        },
+      }),
+    })
+    const orchestrator = createOrchestrator({
+      models: [failing, slow],
+      fallbacks: { chat: ['a', 'b'] },
+      meter,
+      clock,
+    })
+    const histogram = () =>
+      meter.snapshot().find((family) => family.name === 'aide_orchestrator_request_seconds')
+    expect(histogram()).toMatchObject({ type: 'histogram', series: [] })
+    for (let i = 0; i < 3; i++) {
+      const result = await orchestrator.run({ task: 'chat', input: { prompt: `p${i}` } })
+      expect(result.model).toBe('b')
+      const family = histogram()!
+      // Failed attempts on `a` are counted in attempts_total, not timed here.
+      expect(family.series).toHaveLength(1)
+      expect(family.series[0]).toMatchObject({ labels: { model: 'b' }, count: i + 1 })
+    }
+    const series = histogram()!.series[0] as {
+      sum: number
+      buckets: Array<{ le: number; count: number }>
+    }
+    expect(series.sum).toBeCloseTo(0.9)
+    expect(series.buckets.find((b) => b.le === 0.25)!.count).toBe(0)
+    expect(series.buckets.find((b) => b.le === 0.5)!.count).toBe(3)
+    expect(
+      meter.value('aide_orchestrator_attempts_total', { model: 'a', outcome: 'failure' }),
+    ).toBeGreaterThanOrEqual(1)
+    await orchestrator.dispose()
   })
 
   it('dispose is idempotent, disposes each backend once, and refuses new work', async () => {

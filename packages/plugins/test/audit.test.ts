@@ -183,6 +183,30 @@ describe('shipped audit rules', () => {
     expect(onFirstLine.actions).toEqual([])
   })
 
+  it('runDiagnostics({ plugins }) runs only the named plugins', async () => {
+    const text = [
+      'const dbPassword = "hunter2-but-longer"',
+      'const k = "AKIAIOSFODNN7EXAMPLE"',
+    ].join('\n')
+    const sources = (found: PluginDiagnostic[]) => [...new Set(found.map((d) => d.source))].sort()
+    const all = await host.runDiagnostics(doc(text))
+    expect(all.failures).toEqual([])
+    expect(sources(all.diagnostics)).toEqual(['aide.aws-key-scan', 'aide.security-audit'])
+    const aws = await host.runDiagnostics(doc(text), { plugins: ['aide.aws-key-scan'] })
+    expect(aws.failures).toEqual([])
+    expect(aws.diagnostics.map((d) => [d.ruleId, d.source])).toEqual([
+      ['aws-access-key', 'aide.aws-key-scan'],
+    ])
+    const audit = await host.runDiagnostics(doc(text), { plugins: ['aide.security-audit'] })
+    expect(audit.failures).toEqual([])
+    expect(sources(audit.diagnostics)).toEqual(['aide.security-audit'])
+    expect(audit.diagnostics.map((d) => d.ruleId)).toContain('hardcoded-secret')
+    expect(await host.runDiagnostics(doc(text), { plugins: [] })).toEqual({
+      diagnostics: [],
+      failures: [],
+    })
+  })
+
   it('skips language-specific rules for other languages', async () => {
     const found = await diagnose('password = "hunter2-but-longer"', 'python')
     expect(found).toEqual([])

@@ -187,6 +187,35 @@ describe('limits', () => {
     })
   })
 
+  it('records aide_plugin_call_duration_seconds for successful calls, labelled by plugin', async () => {
+    const meter = new InMemoryMeter()
+    const host = newHost({ meter })
+    await host.load(limitsSource())
+    const histogram = () =>
+      meter.snapshot().find((family) => family.name === 'aide_plugin_call_duration_seconds')
+    expect(histogram()).toMatchObject({ type: 'histogram', series: [] })
+    for (let i = 1; i <= 3; i++) {
+      expect(text(await host.call('test.limits', 'echo', `call ${i}`))).toBe(`call ${i}`)
+      expect(histogram()!.series).toEqual([
+        expect.objectContaining({ labels: { plugin: 'test.limits' }, count: i }),
+      ])
+    }
+    // A failed call is counted by outcome, not timed.
+    await expect(host.call('test.limits', 'trap', '')).rejects.toMatchObject({ code: 'E_PLUGIN' })
+    const series = histogram()!.series[0] as {
+      count: number
+      sum: number
+      buckets: Array<{ le: number; count: number }>
+    }
+    expect(series.count).toBe(3)
+    expect(series.sum).toBeGreaterThan(0)
+    expect(series.buckets.at(-1)).toEqual({ le: Number.POSITIVE_INFINITY, count: 3 })
+    expect(meter.value('aide_plugin_calls_total', { plugin: 'test.limits', outcome: 'ok' })).toBe(3)
+    expect(
+      meter.value('aide_plugin_calls_total', { plugin: 'test.limits', outcome: 'error' }),
+    ).toBe(1)
+  })
+
   it('applies the time limit on the injected clock', async () => {
     const clock = new ManualClock()
     const host = newHost({ limits: { timeoutMs: 5_000 }, clock })
