@@ -5,7 +5,13 @@
  */
 import { isAideError } from '@aide/core'
 import { afterEach, describe, expect, it } from 'vitest'
-import { bridge, createEventBus, type EventBridge, type EventBus } from '../src/index.js'
+import {
+  bridge,
+  createEventBus,
+  type DeadLetter,
+  type EventBridge,
+  type EventBus,
+} from '../src/index.js'
 import { collect, createMemoryTransport, type MemoryTransport } from '../src/testing.js'
 import { until } from './helpers.js'
 
@@ -266,6 +272,172 @@ describe('bridge (in-memory transport)', () => {
     await new Promise((resolve) => setTimeout(resolve, 20))
     expect(transport.entries()).toHaveLength(0)
     await bridgeA.dispose()
+  })
+
+  it('an incoming event whose local listener fails is reported on the bus error channel and still acknowledged', async () => {
+    const transport = memory()
+    const b = newBus()
+    const letters: DeadLetter[] = []
+    b.onError((letter) => letters.push(letter))
+    const calls: number[] = []
+    b.on(
+      'tick',
+      (n) => {
+        calls.push(n)
+        throw new Error('listener broke')
+      },
+      { name: 'fragile' },
+    )
+    const healthy = collect(b, 'tick')
+    const bridgeB = await link(b, transport, { node: 'b' })
+    await transport.publish('tick', 7, { id: 'fails-locally', origin: 'a' })
+    await healthy.waitForCount(1)
+    await until(async () => (await transport.pending(bridgeB.group)) === 0)
+    expect(calls).toEqual([7])
+    expect(
+      letters.map((l) => [l.subscriber, l.type, l.payload, (l.error.cause as Error).message]),
+    ).toEqual([['fragile', 'tick', 7, 'listener broke']])
+    expect(transport.deadLetters()).toEqual([])
+    expect(transport.stats()).toMatchObject({ acknowledged: 1, failed: 0 })
+    expect(bridgeB.stats()).toMatchObject({ received: 1, duplicates: 0 })
+  })
+
+  it('writes outgoing events in batches of batchSize (default 100), in order', async () => {
+    const transport = memory()
+    const sizes: number[] = []
+    const publishBatch = transport.publishBatch.bind(transport)
+    transport.publishBatch = (events, options) => {
+      sizes.push(events.length)
+      return publishBatch(events, options)
+    }
+    const small = newBus()
+    const smallBridge = await link(small, transport, { node: 'small', batchSize: 3 })
+    for (let i = 1; i <= 7; i++) small.emit('tick', i)
+    await smallBridge.flush()
+    expect(sizes).toEqual([3, 3, 1])
+    expect(transport.entries().map((e) => Number(e.data))).toEqual([1, 2, 3, 4, 5, 6, 7])
+    sizes.length = 0
+    const usual = newBus()
+    const usualBridge = await link(usual, transport, { node: 'usual' })
+    for (let i = 1; i <= 250; i++) usual.emit('tick', 100 + i)
+    await usualBridge.flush()
+    expect(sizes).toEqual([100, 100, 50])
+    expect(
+      transport
+        .entries()
+        .filter((e) => e.origin === 'usual')
+        .map((e) => Number(e.data)),
+    ).toEqual(Array.from({ length: 250 }, (_, i) => 101 + i))
+  })
+
+  it('remembers only the last dedupeWindow event ids: a redelivery of an older id is delivered again', async () => {
+    const transport = memory()
+    const small = newBus()
+    const usual = newBus()
+    const onSmall = collect(small, 'tick')
+    const onUsual = collect(usual, 'tick')
+    const smallBridge = await link(small, transport, { node: 'small', dedupeWindow: 1 })
+    const usualBridge = await link(usual, transport, { node: 'usual' })
+    // A publisher that retried with the same event ids (a reply was lost), twice:
+    // y comes again right after y, x comes again after y.
+    await transport.publish('tick', 1, { id: 'x', origin: 'a' })
+    await transport.publish('tick', 2, { id: 'y', origin: 'a' })
+    await transport.publish('tick', 3, { id: 'y', origin: 'a' })
+    await transport.publish('tick', 4, { id: 'x', origin: 'a' })
+    const handled = (link: EventBridge) => link.stats().received + link.stats().duplicates
+    await until(() => handled(smallBridge) === 4 && handled(usualBridge) === 4)
+    expect(onSmall.payloads()).toEqual([1, 2, 4])
+    expect(smallBridge.stats()).toMatchObject({ received: 3, duplicates: 1 })
+    expect(onUsual.payloads()).toEqual([1, 2])
+    expect(usualBridge.stats()).toMatchObject({ received: 2, duplicates: 2 })
+  })
+
+  it('the default dedupeWindow holds 10,000 event ids', async () => {
+    const transport = memory()
+    const b = newBus()
+    const bridgeB = await link(b, transport, { node: 'b' })
+    const events = (from: number, to: number) =>
+      Array.from({ length: to - from + 1 }, (_, i) => ({
+        type: 'tick' as const,
+        payload: from + i,
+        id: `e${from + i}`,
+        origin: 'a',
+      }))
+    const handled = () => bridgeB.stats().received + bridgeB.stats().duplicates
+    await transport.publishBatch(events(1, 10_000))
+    // e1 is one of the last 10,000 ids: its redelivery is dropped.
+    await transport.publish('tick', -1, { id: 'e1', origin: 'a' })
+    await until(() => handled() === 10_001, 10_000)
+    expect(bridgeB.stats()).toMatchObject({ received: 10_000, duplicates: 1 })
+    const onB = collect(b, 'tick')
+    // e10001 pushes e1 out of the window: e1 is delivered again (and pushes
+    // out e2), while e3 is still remembered.
+    await transport.publishBatch(events(10_001, 10_001))
+    await transport.publish('tick', -2, { id: 'e1', origin: 'a' })
+    await transport.publish('tick', -3, { id: 'e3', origin: 'a' })
+    await until(() => handled() === 10_004)
+    expect(onB.payloads()).toEqual([10_001, -2])
+    expect(bridgeB.stats()).toMatchObject({ received: 10_002, duplicates: 2 })
+  })
+
+  it('startFrom says where a new group starts (new by default), and consume options pass through', async () => {
+    const transport = memory()
+    const consumeOptions: Array<Record<string, unknown>> = []
+    const consume = transport.consume.bind(transport)
+    transport.consume = (options, deadline) => {
+      consumeOptions.push({ ...options })
+      return consume(options, deadline)
+    }
+    await transport.publish('tick', 1, { id: 'before', origin: 'a' })
+    const late = newBus()
+    const early = newBus()
+    const onLate = collect(late, 'tick')
+    const onEarly = collect(early, 'tick')
+    const lateBridge = await link(late, transport, {
+      node: 'late',
+      consume: { claimIdleMs: 10_000, concurrency: 2 },
+    })
+    const earlyBridge = await link(early, transport, { node: 'early', startFrom: 'beginning' })
+    await transport.publish('tick', 2, { id: 'after', origin: 'a' })
+    // Each group is read in order: once 2 has arrived, 1 would have come first.
+    await until(() => onLate.payloads().includes(2) && onEarly.payloads().includes(2))
+    expect(onLate.payloads()).toEqual([2])
+    expect(onEarly.payloads()).toEqual([1, 2])
+    expect(lateBridge.stats().received).toBe(1)
+    expect(earlyBridge.stats().received).toBe(2)
+    expect(consumeOptions).toEqual([
+      expect.objectContaining({
+        group: 'aide-bridge:late',
+        startFrom: 'new',
+        claimIdleMs: 10_000,
+        concurrency: 2,
+      }),
+      expect.objectContaining({ group: 'aide-bridge:early', startFrom: 'beginning' }),
+    ])
+  })
+
+  it('shows on the bus as one subscriber per pattern, named bridge(<node>) -> <pattern>', async () => {
+    const transport = memory()
+    const a = newBus()
+    const bridgeA = await link(a, transport, {
+      node: 'editor-1',
+      types: ['document.*', 'tick'],
+      maxPending: 1,
+    })
+    expect(a.stats().subscriberStats.map((s) => s.name)).toEqual([
+      'bridge(editor-1) -> document.*',
+      'bridge(editor-1) -> tick',
+    ])
+    // Its failures are reported under that name too.
+    const subscribers: string[] = []
+    a.onError((letter) => subscribers.push(letter.subscriber))
+    transport.setAvailable(false)
+    a.emit('tick', 1)
+    a.emit('tick', 2)
+    await until(() => subscribers.length === 1)
+    expect(subscribers).toEqual(['bridge(editor-1) -> tick'])
+    transport.setAvailable(true)
+    await bridgeA.flush()
   })
 
   it('validates its options, naming the field', async () => {

@@ -1,4 +1,11 @@
-import { type EventSink, isAideError, type Logger, ManualClock, noopLogger } from '@aide/core'
+import {
+  type EventSink,
+  InMemoryMeter,
+  isAideError,
+  type Logger,
+  ManualClock,
+  noopLogger,
+} from '@aide/core'
 import fc from 'fast-check'
 import { describe, expect, it, vi } from 'vitest'
 import { createEventBus, type DeadLetter } from '../src/index.js'
@@ -500,6 +507,79 @@ describe('publish (queued delivery)', () => {
     expect(bus.stats().subscriberStats[0]!.latency).toEqual({ count: 1, meanMs: 40, maxMs: 40 })
   })
 
+  it('a publish that gives up waiting for room is withdrawn only where it waited: subscribers that had accepted it keep it', async () => {
+    const clock = new ManualClock()
+    const bus = createEventBus<Events>({ clock })
+    // Three subscribers, each blocked on its first event until its gates open.
+    const names = ['roomy', 'admitted', 'full'] as const
+    const seen = { roomy: [] as number[], admitted: [] as number[], full: [] as number[] }
+    const gates = {
+      roomy: [deferred(), deferred(), deferred()],
+      admitted: [deferred(), deferred(), deferred()],
+      full: [deferred(), deferred(), deferred()],
+    }
+    for (const name of names) {
+      bus.on(
+        'tick',
+        async (n) => {
+          await gates[name][n - 1]!.promise
+          seen[name].push(n)
+        },
+        { name, queueSize: name === 'roomy' ? 10 : 1 },
+      )
+    }
+    const sub = (name: string) => bus.stats().subscriberStats.find((s) => s.name === name)!
+    await bus.publish('tick', 1)
+    await until(() => names.every((name) => sub(name).running === 1))
+    await bus.publish('tick', 2)
+    const third = bus.publish('tick', 3, { timeoutMs: 50 })
+    const timedOut = expect(third).rejects.toMatchObject({ code: 'E_TIMEOUT' })
+    // "roomy" accepted 3 at once; the two full queues make the publish wait.
+    expect(names.map((name) => [sub(name).queueDepth, sub(name).waiting])).toEqual([
+      [2, 0],
+      [1, 1],
+      [1, 1],
+    ])
+    // Room appears in "admitted" before the deadline: it accepts 3 as well.
+    gates.admitted[0]!.resolve()
+    await until(() => sub('admitted').waiting === 0 && seen.admitted.length === 1)
+    await clock.advanceAsync(50)
+    await timedOut
+    // Withdrawn from "full" only; the others still hold 3 in their queues.
+    expect(names.map((name) => [sub(name).queueDepth, sub(name).waiting])).toEqual([
+      [2, 0],
+      [1, 0],
+      [1, 0],
+    ])
+    for (const name of names) for (const gate of gates[name]) gate.resolve()
+    await bus.drain()
+    expect(seen).toEqual({ roomy: [1, 2, 3], admitted: [1, 2, 3], full: [1, 2] })
+  })
+
+  it('a subscription removed while it still has queued events is still delivered those events', async () => {
+    const bus = createEventBus<Events>()
+    const seen: number[] = []
+    const handle = bus.on(
+      'tick',
+      (n) => {
+        seen.push(n)
+      },
+      { name: 'leaving' },
+    )
+    // Publishes enqueue synchronously; delivery starts on a later microtask.
+    const published = [1, 2, 3].map((n) => bus.publish('tick', n))
+    expect(bus.stats().subscriberStats[0]).toMatchObject({ name: 'leaving', queueDepth: 3 })
+    handle.dispose()
+    expect(bus.listenerCount('tick')).toBe(0)
+    // Published after the removal: not for it.
+    published.push(bus.publish('tick', 4))
+    await Promise.all(published)
+    await bus.drain({ timeoutMs: 5_000 })
+    expect(seen).toEqual([1, 2, 3])
+    expect(bus.deadLetters()).toEqual([])
+    expect(bus.stats().types.tick).toMatchObject({ published: 4, delivered: 3, dropped: 0 })
+  })
+
   it('publish honours an aborted signal and rejects bad options', async () => {
     const bus = createEventBus<Events>()
     bus.on('tick', () => undefined, { queueSize: 1 })
@@ -640,6 +720,43 @@ describe('dispose', () => {
     await clock.advanceAsync(10)
     await check
     expect(bus.deadLetters().map((l) => l.payload)).toEqual([2])
+  })
+})
+
+describe('metrics', () => {
+  it('counts failures and drops in aide_event_bus_failures_total and aide_event_bus_dropped_total, labelled with the bus name', async () => {
+    const meter = new InMemoryMeter()
+    const bus = createEventBus<Events>({ name: 'editor-bus', meter })
+    bus.onError(() => undefined)
+    bus.on('tick', () => {
+      throw new Error('sync failure')
+    })
+    bus.on('plugin.loaded', async () => {
+      throw new Error('async failure')
+    })
+    bus.on('document.opened', () => undefined, { queueSize: 1, overflow: 'drop-newest' })
+    bus.emit('tick', 1)
+    bus.emit('plugin.loaded', { id: 'p' })
+    await bus.publish('tick', 2)
+    // One queue slot: the second and third publish are dropped.
+    await Promise.all(['a', 'b', 'c'].map((uri) => bus.publish('document.opened', { uri })))
+    await bus.drain()
+    // The rejection of the async listener is reported a few microtasks later.
+    await until(() => bus.stats().errors === 3)
+    const labels = { bus: 'editor-bus' }
+    expect(meter.value('aide_event_bus_failures_total', labels)).toBe(3)
+    expect(meter.value('aide_event_bus_dropped_total', labels)).toBe(2)
+    // One series per counter, labelled with the bus name only.
+    const families = meter
+      .snapshot()
+      .filter((f) => f.name.startsWith('aide_event_bus_'))
+      .sort((x, y) => x.name.localeCompare(y.name))
+    expect(families.map((f) => [f.name, f.type, f.series.map((s) => [s.labels, s.value])])).toEqual(
+      [
+        ['aide_event_bus_dropped_total', 'counter', [[labels, 2]]],
+        ['aide_event_bus_failures_total', 'counter', [[labels, 3]]],
+      ],
+    )
   })
 })
 

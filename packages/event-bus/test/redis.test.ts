@@ -5,7 +5,12 @@ import { isAideError } from '@aide/core'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RedisServer, startRedis } from '../../../scripts/redis.mjs'
-import { createRedisTransport, type RedisTransport, type TransportEvent } from '../src/redis.js'
+import {
+  createRedisTransport,
+  type RedisTransport,
+  type Serializer,
+  type TransportEvent,
+} from '../src/redis.js'
 import { assertJsonSafe, loadRedis } from '../src/redis-support.js'
 import { until } from './helpers.js'
 import { type ConformanceEvents, testTransport } from './transport-conformance.js'
@@ -357,6 +362,179 @@ describe('redis transport', () => {
         claimIdleMs: 500,
       }),
     ).rejects.toMatchObject({ details: { field: 'consume: options.handlerTimeoutMs' } })
+  })
+
+  it('a consumer never hands out twice an entry it is still handling, while reclaim finds it idle', async () => {
+    const t = await transport()
+    const group = 'busy'
+    /** The delivery count Redis keeps for an entry (every XAUTOCLAIM of it adds one). */
+    const redisCount = async (entryId: string) => {
+      const rows = (await admin.call('XPENDING', t.stream, group, entryId, entryId, 1)) as Array<
+        [string, string, number, number]
+      >
+      return Number(rows[0]?.[3] ?? 0)
+    }
+    const calls: number[] = []
+    const consumer = await t.consume({
+      group,
+      blockMs: 100,
+      claimIdleMs: 100,
+      claimIntervalMs: 20,
+      handler: async (event) => {
+        calls.push(event.deliveryCount)
+        // Outlast claimIdleMs: run until reclaim has claimed this entry twice
+        // (or, the bug this test is about, handed it out again meanwhile).
+        await until(async () => calls.length > 1 || (await redisCount(event.entryId)) >= 3, 10_000)
+      },
+    })
+    await t.publish('job.created', { seq: 1 }, { id: 'long-running' })
+    await until(() => consumer.stats().acknowledged >= 1, 15_000)
+    expect(calls).toEqual([1])
+    expect(await t.pending(group)).toBe(0)
+    expect(consumer.stats()).toMatchObject({
+      received: 1,
+      acknowledged: 1,
+      failed: 0,
+      reclaimed: 0,
+    })
+  })
+
+  it('with no maxDeliveries option, a failing entry is dead-lettered after exactly 5 deliveries', async () => {
+    const t = await transport()
+    const counts: number[] = []
+    const consumer = await t.consume({
+      group: 'default-max',
+      blockMs: 100,
+      claimIdleMs: 100,
+      claimIntervalMs: 50,
+      handler: (event) => {
+        counts.push(event.deliveryCount)
+        throw new Error('always failing')
+      },
+    })
+    await t.publish('job.created', { seq: 1 }, { id: 'doomed-by-default' })
+    await until(async () => (await admin.xlen(t.deadLetterStream)) === 1, 15_000)
+    expect(counts).toEqual([1, 2, 3, 4, 5])
+    const [[, fields]] = (await admin.xrange(t.deadLetterStream, '-', '+')) as [[string, string[]]]
+    expect(fields).toContain('doomed-by-default')
+    expect(fields.join(' ')).toContain('delivered 6 times (max 5)')
+    await until(() => consumer.stats().deadLettered === 1)
+    expect(await t.pending('default-max')).toBe(0)
+    expect(consumer.stats()).toMatchObject({ failed: 5, deadLettered: 1 })
+  })
+
+  it('maxLength: 0 turns trimming off', async () => {
+    const t = await transport({ maxLength: 0 })
+    for (let i = 0; i < 5; i++) {
+      await t.publishBatch(
+        Array.from({ length: 100 }, (_, j) => ({
+          type: 'job.created' as const,
+          payload: { seq: i * 100 + j },
+        })),
+      )
+      await t.publish('job.created', { seq: -i })
+    }
+    expect(await admin.xlen(t.stream)).toBe(505)
+  })
+
+  it('a custom serializer carries payloads both ways', async () => {
+    type Tagged = { tagged: { name: string; tags: Set<string> } }
+    // Sets, which the default strict JSON refuses, travel as { $set: [...] }.
+    const serializer: Serializer = {
+      serialize: (value) =>
+        `set-json:${JSON.stringify(value, (_key, v: unknown) => (v instanceof Set ? { $set: [...v] } : v))}`,
+      deserialize: (text) => {
+        if (!text.startsWith('set-json:')) throw new Error('not set-json')
+        return JSON.parse(text.slice('set-json:'.length), (_key, v: unknown) =>
+          v !== null && typeof v === 'object' && '$set' in v
+            ? new Set((v as { $set: string[] }).$set)
+            : v,
+        )
+      },
+    }
+    const t = await createRedisTransport<Tagged>({
+      url: redis.url,
+      stream: nextStream(),
+      serializer,
+    })
+    open.push(t)
+    const seen: Array<Tagged['tagged']> = []
+    await t.consume({ group: 'g', blockMs: 100, handler: (event) => void seen.push(event.payload) })
+    await t.publish('tagged', { name: 'one', tags: new Set(['a', 'b']) })
+    await t.publishBatch([{ type: 'tagged', payload: { name: 'two', tags: new Set(['c']) } }])
+    await until(async () => seen.length === 2 || (await admin.xlen(t.deadLetterStream)) > 0, 10_000)
+    expect(seen).toEqual([
+      { name: 'one', tags: new Set(['a', 'b']) },
+      { name: 'two', tags: new Set(['c']) },
+    ])
+    expect(seen[0]!.tags).toBeInstanceOf(Set)
+    const rows = (await admin.xrange(t.stream, '-', '+')) as Array<[string, string[]]>
+    expect(rows.map(([, fields]) => fields[fields.indexOf('data') + 1])).toEqual([
+      'set-json:{"name":"one","tags":{"$set":["a","b"]}}',
+      'set-json:{"name":"two","tags":{"$set":["c"]}}',
+    ])
+  })
+
+  it('consume and pending honour { signal, timeoutMs }: E_CANCELLED, and E_TIMEOUT with Redis frozen', async () => {
+    const t = await transport()
+    const handler = () => undefined
+    await t.consume({ group: 'g', blockMs: 100, handler })
+    await expect(t.pending('g', { signal: AbortSignal.abort() })).rejects.toMatchObject({
+      code: 'E_CANCELLED',
+    })
+    await expect(
+      t.consume({ group: 'never', handler }, { signal: AbortSignal.abort() }),
+    ).rejects.toMatchObject({ code: 'E_CANCELLED' })
+    // Cancelled before anything was sent: the group was not created.
+    await expect(t.pending('never')).rejects.toMatchObject({ code: 'E_NOT_FOUND' })
+    redis.pause()
+    try {
+      const controller = new AbortController()
+      const results = Promise.all(
+        [
+          t.pending('g', { signal: controller.signal }),
+          t.consume({ group: 'cancelled', handler }, { signal: controller.signal }),
+          t.pending('g', { timeoutMs: 200 }),
+          t.consume({ group: 'timed-out', handler }, { timeoutMs: 200 }),
+        ].map((call) =>
+          call.then(
+            () => 'resolved',
+            (error: unknown) => (error as { code?: string }).code,
+          ),
+        ),
+      )
+      controller.abort()
+      expect(await results).toEqual(['E_CANCELLED', 'E_CANCELLED', 'E_TIMEOUT', 'E_TIMEOUT'])
+    } finally {
+      redis.resume()
+    }
+    expect(t.stats().consumers).toHaveLength(1)
+    await expect(t.pending('g', { timeoutMs: 5_000 })).resolves.toBe(0)
+  })
+
+  it('consume and pending reject with E_UNAVAILABLE when Redis cannot be reached (a client that does not reconnect)', async () => {
+    // With the default options ioredis reconnects for ever and keeps commands
+    // queued meanwhile, so a call to a Redis that went away after connecting
+    // waits (E_TIMEOUT with timeoutMs); a client that gives up answers at once.
+    const own = await startRedis()
+    try {
+      const t = await createRedisTransport<Events>({
+        url: own.url,
+        stream: nextStream(),
+        redisOptions: { retryStrategy: () => null },
+      })
+      open.push(t)
+      await t.consume({ group: 'g', blockMs: 100, handler: () => undefined })
+      await own.kill()
+      await expect(t.pending('g', { timeoutMs: 2_000 })).rejects.toMatchObject({
+        code: 'E_UNAVAILABLE',
+      })
+      await expect(
+        t.consume({ group: 'h', handler: () => undefined }, { timeoutMs: 2_000 }),
+      ).rejects.toMatchObject({ code: 'E_UNAVAILABLE' })
+    } finally {
+      await own.stop()
+    }
   })
 
   it('dispose stops consumers, is idempotent, and later calls fail with E_DISPOSED', async () => {
