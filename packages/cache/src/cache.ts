@@ -415,7 +415,7 @@ function validateTtl(value: unknown, field: string): void {
 function validateTags(tags: unknown, field: string): void {
   if (tags === undefined) return
   if (!Array.isArray(tags)) throw invalidInput(field, 'must be an array of strings')
-  tags.forEach((tag, index) => validateTag(tag, `${field}[${index}]`))
+  for (let index = 0; index < tags.length; index++) validateTag(tags[index], `${field}[${index}]`)
 }
 
 function validateTag(tag: unknown, field: string): void {
